@@ -1,0 +1,332 @@
+"""The environments: multi-turn question games in which an oracle answers the agent.
+
+ArCHer's dialogue tasks all share one shape, which this file owns:
+
+    observation = "Questions:\\n" + one "<question> <answer>\\n" line per turn so far
+    reward      = -1 per turn, 0 on the turn that guesses the secret (the paper's convention)
+    done        = the guess was right, or `max_turns` (20) turns have passed
+
+The games themselves (their knowledge bases and oracles) live in `twenty_questions.py` and
+`guess_city.py`; this file gives them a common base class, a registry (`make`), one batched rollout
+loop (`play`) that the scripted players, data generation, training and evaluation all share, a
+scripted questioner that plays any game from its knowledge base, and the LMRL-Gym JSON dataset
+format. No torch here: the envs run anywhere, thousands of turns per second.
+
+Run it:
+    python envs.py --env twenty_questions --skill mediocre --n_games 2000   # write data/<env>.json
+    python envs.py --env guess_city --stats                                 # return per skill
+"""
+import argparse
+import copy
+import importlib
+import json
+import math
+import os
+import random
+import re
+import sys
+import unicodedata
+
+# name -> (module, class). Imported lazily so one game's data never loads for another.
+REGISTRY = {
+    "twenty_questions": ("twenty_questions", "TwentyQuestions"),
+    "twenty_questions_subset": ("twenty_questions", "TwentyQuestionsSubset"),
+    "guess_city": ("guess_city", "GuessCity"),
+}
+HEADER = "Questions:\n"
+MAX_CHARS = 300  # longer utterances are run-ons, not questions: answered as invalid
+
+
+def make(name, **kwargs):
+    """Build an environment by name; an unknown name raises ValueError listing the valid ones."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown env {name!r}; valid names: {', '.join(sorted(REGISTRY))}")
+    module, cls = REGISTRY[name]
+    return getattr(importlib.import_module(module), cls)(**kwargs)
+
+
+def clean_utterance(utterance):
+    """What the oracle hears: the first line, control characters dropped, spaces collapsed."""
+    text = str(utterance).split("\n", 1)[0]
+    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
+    return " ".join(text.split())
+
+
+def is_plausible_question(text):
+    """Empty, run-on or mostly non-Latin text is not a question the oracle should try to parse."""
+    if not text or len(text) > MAX_CHARS:
+        return False
+    letters = [ch for ch in text if ch.isalpha()]
+    latin = sum(ch.isascii() or "LATIN" in unicodedata.name(ch, "") for ch in letters)
+    return len(letters) >= 2 and latin >= 0.8 * len(letters)
+
+
+def parse_history(observation, tails=()):
+    """Invert the observation format: a list of (question, answer) pairs, oldest first.
+
+    Answers never contain '?', so a line splits at its last '? '. A line with no '?' (an utterance
+    not phrased as a question) splits off the known answer in `tails` that it ends with, if any."""
+    pairs = []
+    for line in observation[len(HEADER):].splitlines() if observation.startswith(HEADER) else []:
+        question, sep, answer = line.rpartition("? ")
+        if sep:
+            pairs.append((question + "?", answer))
+        else:
+            tail = next((t for t in tails if line.endswith(" " + t)), None)
+            pairs.append((line[: -len(tail) - 1], tail) if tail else (line, ""))
+    return pairs
+
+
+class DialogueEnv:
+    """Base of the question games. A subclass sets `name` and `secrets` and implements `_oracle`,
+    `is_success`, `question_bank`, `guess`, `label` and `resolve` (see twenty_questions.py)."""
+
+    name = "dialogue"
+    max_turns = 20
+    invalid_answer = "Invalid Question."
+
+    def __init__(self, max_turns=20):
+        self.max_turns = max_turns
+        self.secret, self.turn, self.done, self.history = None, 0, True, []
+
+    # --- the oracle: a pure function of (secret, question) ---
+    def answer(self, secret, question):
+        text = clean_utterance(question)
+        return self._oracle(secret, text) if is_plausible_question(text) else self.invalid_answer
+
+    # --- the episode ---
+    def reset(self, secret=None, seed=None):
+        if secret is None:
+            secret = random.Random(seed).choice(self.secrets)
+        elif secret not in self.secrets:
+            secret = self.resolve(secret)  # accept an alias or a dataset label
+        self.secret, self.turn, self.done, self.history = secret, 0, False, []
+        return self.observation()
+
+    def observation(self):
+        return HEADER + "".join(f"{q} {a}\n" for q, a in self.history)
+
+    def step(self, utterance):
+        if self.done:
+            raise RuntimeError(f"{self.name}: step() after the episode ended; call reset() first")
+        question = clean_utterance(utterance)
+        # A run-on is answered as invalid but kept short in the history so observations stay small.
+        shown = question if len(question) <= MAX_CHARS else question[:MAX_CHARS] + "..."
+        answer = self.answer(self.secret, question)
+        success = is_plausible_question(question) and self.is_success(self.secret, question)
+        self.history.append((shown, answer))
+        self.turn += 1
+        self.done = success or self.turn >= self.max_turns
+        info = {"success": success, "answer": answer, "turn": self.turn, "secret": self.secret}
+        return self.observation(), (0.0 if success else -1.0), self.done, info
+
+    def clone(self):
+        """A fresh copy for one game of a batch (the knowledge base is shared, not copied)."""
+        twin = copy.copy(self)
+        twin.secret, twin.turn, twin.done, twin.history = None, 0, True, []
+        return twin
+
+
+# --- one rollout loop for everything: data, training and evaluation ---
+def play(policy, env, n_games, seed=0, secrets=None, batch_size=None, progress=False):
+    """Play `n_games` games with `policy` (list of observations -> list of utterances), a batch of
+    games at a time so an LM policy samples them together. Game i uses reset seed `seed + i` (or
+    secret `secrets[i]`), so the same seed replays the same games. Returns episode dicts:
+    {"secret", "seed", "return", "success", "transitions": [{obs, action, reward, next_obs, done}]}.
+    """
+    batch_size = batch_size or n_games
+    episodes = []
+    bar = _progress(n_games, progress, f"play {env.name}")
+    for start in range(0, n_games, batch_size):
+        games = [env.clone() for _ in range(min(batch_size, n_games - start))]
+        obs = [g.reset(secret=None if secrets is None else secrets[start + i], seed=seed + start + i)
+               for i, g in enumerate(games)]
+        eps = [{"secret": g.secret, "seed": seed + start + i, "return": 0.0, "success": False,
+                "transitions": []} for i, g in enumerate(games)]
+        active = list(range(len(games)))
+        while active:
+            actions = policy([obs[i] for i in active])
+            still = []
+            for i, action in zip(active, actions):
+                next_obs, reward, done, info = games[i].step(action)
+                eps[i]["transitions"].append({"obs": obs[i], "action": action, "reward": reward,
+                                              "next_obs": next_obs, "done": done})
+                eps[i]["return"] += reward
+                eps[i]["success"] = info["success"]
+                obs[i] = next_obs
+                if not done:
+                    still.append(i)
+            active = still
+        episodes += eps
+        bar.update(len(games))
+    bar.close()
+    return episodes
+
+
+def _progress(total, enabled, desc):
+    if enabled:
+        from tqdm import tqdm  # only the CLI asks for a bar; the library stays dependency-free
+        return tqdm(total=total, desc=desc, leave=False)
+    return type("NoBar", (), {"update": lambda self, n: None, "close": lambda self: None})()
+
+
+# --- a scripted questioner that plays any game from its knowledge base ---
+SKILLS = {"expert": 0.0, "good": 0.15, "mediocre": 0.45, "noisy": 0.7}
+
+
+class ScriptedPlayer:
+    """Version-space questioner: keep the secrets consistent with every answer so far, ask the bank
+    question whose answers split them most evenly (maximum entropy), guess when one is left.
+
+    `skill` is a name from SKILLS or a noise probability p: with probability p a turn is a mistake,
+    drawn from what weak real questioners do: a random (maybe repeated) question, or an early guess
+    among the candidates still open. Mistakes make the data mediocre, so RL has room to improve.
+    """
+
+    def __init__(self, env, skill="good", seed=0):
+        self.env, self.rng = env, random.Random(seed)
+        self.noise = SKILLS[skill] if isinstance(skill, str) else float(skill)
+        self.bank = env.question_bank()
+        # Answer table of every bank question for every secret: the oracle runs once per pair.
+        self.table = [[env.answer(s, group[0]) for s in env.secrets] for group in self.bank]
+        self.canonical = {q: k for k, group in enumerate(self.bank) for q in group}
+        self.cache = {}  # (secret index, question) -> answer, for questions outside the bank
+
+    def _answer(self, s, question):
+        k = self.canonical.get(question)
+        if k is not None:
+            return self.table[k][s]
+        if (s, question) not in self.cache:
+            self.cache[(s, question)] = self.env.answer(self.env.secrets[s], question)
+        return self.cache[(s, question)]
+
+    def candidates(self, history):
+        return [s for s in range(len(self.env.secrets))
+                if all(self._answer(s, q) == a for q, a in history)]
+
+    def __call__(self, observations):
+        return [self.act(obs) for obs in observations]
+
+    def act(self, observation):
+        history = parse_history(observation, (self.env.invalid_answer, "Yes.", "No."))
+        cands = self.candidates(history) or list(range(len(self.env.secrets)))
+        if self.rng.random() < self.noise:
+            if self.rng.random() < 0.3:
+                return self.env.guess(self.env.secrets[self.rng.choice(cands)], self.rng)
+            return self.rng.choice(self.rng.choice(self.bank))
+        if len(cands) == 1:
+            return self.env.guess(self.env.secrets[cands[0]], self.rng)
+        asked = {q for q, _ in history}
+        best, best_h = None, 1e-9
+        for k, group in enumerate(self.bank):
+            if asked.intersection(group):
+                continue
+            counts = {}
+            for s in cands:
+                counts[self.table[k][s]] = counts.get(self.table[k][s], 0) + 1
+            h = -sum(c / len(cands) * math.log(c / len(cands)) for c in counts.values())
+            if h > best_h + 1e-9 or (abs(h - best_h) <= 1e-9 and self.rng.random() < 0.5):
+                best, best_h = k, h
+        if best is None:  # nothing splits the candidates any more: guess one of them
+            return self.env.guess(self.env.secrets[self.rng.choice(cands)], self.rng)
+        return self.rng.choice(self.bank[best])
+
+
+# --- the LMRL-Gym JSON dataset format ---
+def to_record(env, episode):
+    """{"conversation": ["<question> <answer>", ...], "word": label, "done": success}."""
+    lines = [line for line in episode["transitions"][-1]["next_obs"][len(HEADER):].splitlines()]
+    return {"conversation": lines, "word": env.label(episode["secret"]),
+            "done": bool(episode["success"])}
+
+
+def save_dataset(path, env, episodes):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        json.dump([to_record(env, ep) for ep in episodes], f, indent=0)
+
+
+class DatasetError(ValueError):
+    """A dataset file that is missing or not in the LMRL-Gym format."""
+
+
+def load_dataset(path, env):
+    """Read an LMRL-Gym JSON file into episode dicts (the format `play` returns).
+
+    Each conversation line is "<question> <answer>"; the question ends at its first '? ' (real
+    data puts a '?' inside answers but rarely inside questions). Rewards follow the paper: -1 per
+    turn, 0 on the last turn of a dialogue marked done (the guess was right)."""
+    if not os.path.exists(path):
+        raise DatasetError(f"dataset {path!r} not found; write one with: python envs.py --env {env.name}")
+    try:
+        with open(path) as f:
+            records = json.load(f)
+        assert isinstance(records, list)
+    except (json.JSONDecodeError, AssertionError, UnicodeDecodeError) as e:
+        raise DatasetError(f"dataset {path!r} is not a JSON list of LMRL-Gym records ({e})") from None
+    episodes = []
+    for n, rec in enumerate(records):
+        if not isinstance(rec, dict) or not isinstance(rec.get("conversation"), list) or not rec["conversation"]:
+            raise DatasetError(f"{path}: record {n} needs a non-empty 'conversation' list")
+        try:
+            secret = env.resolve(rec.get("word"))
+        except KeyError:
+            raise DatasetError(f"{path}: record {n} has word {rec.get('word')!r}, unknown to {env.name}") from None
+        obs, transitions = HEADER, []
+        for t, line in enumerate(rec["conversation"]):
+            line = clean_utterance(line)  # the observation line as written, on one line
+            question, sep, _ = line.partition("? ")
+            question = question + "?" if sep else line
+            last = t == len(rec["conversation"]) - 1
+            next_obs = obs + line + "\n"
+            transitions.append({"obs": obs, "action": question,
+                                "reward": 0.0 if last and rec.get("done") else -1.0,
+                                "next_obs": next_obs, "done": last})
+            obs = next_obs
+        episodes.append({"secret": secret, "seed": n, "success": bool(rec.get("done")),
+                         "return": sum(tr["reward"] for tr in transitions), "transitions": transitions})
+    return episodes
+
+
+def summarize(episodes):
+    """Mean return and success rate: the two numbers every table in the README reports."""
+    n = max(len(episodes), 1)
+    return {"mean_return": sum(e["return"] for e in episodes) / n,
+            "success_rate": sum(e["success"] for e in episodes) / n, "n": len(episodes)}
+
+
+def default_dataset_path(env_name):
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"{env_name}.json")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Write scripted-player datasets (LMRL-Gym JSON) or print their statistics.")
+    p.add_argument("--env", default="twenty_questions", help=f"one of {sorted(REGISTRY)}")
+    p.add_argument("--skill", default="mediocre", help=f"one of {sorted(SKILLS)} or a noise probability")
+    p.add_argument("--n_games", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="output path (default data/<env>.json)")
+    p.add_argument("--stats", action="store_true", help="print mean return and success per skill, write nothing")
+    args = p.parse_args(argv)
+    try:
+        env = make(args.env)
+        skill = args.skill if args.skill in SKILLS else float(args.skill)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.stats:
+        print("| env | skill | mean return | success rate | games |\n|---|---|---|---|---|")
+        for name in SKILLS:
+            s = summarize(play(ScriptedPlayer(env, name, args.seed), env, args.n_games, seed=args.seed))
+            print(f"| {args.env} | {name} | {s['mean_return']:.2f} | {s['success_rate']:.2f} | {s['n']} |")
+        return 0
+    episodes = play(ScriptedPlayer(env, skill, args.seed), env, args.n_games, seed=args.seed, progress=True)
+    out = args.out or default_dataset_path(args.env)
+    save_dataset(out, env, episodes)
+    s = summarize(episodes)
+    print(f"wrote {len(episodes)} games to {out}: mean return {s['mean_return']:.2f}, success {s['success_rate']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""envs.py: the shared episode rules, the batched rollout loop, the scripted player and the
+dataset format, checked on a small number game defined here, then on every registered game."""
+import json
+import random
+import re
+
+import pytest
+
+import envs
+
+
+class NumberGame(envs.DialogueEnv):
+    """Guess a number in 1..16; the oracle answers "Is it bigger than k?" and "Is it k?"."""
+
+    name = "numbers"
+
+    def __init__(self, max_turns=20):
+        super().__init__(max_turns)
+        self.secrets = [str(n) for n in range(1, 17)]
+
+    def _oracle(self, secret, question):
+        m = re.search(r"bigger than (\d+)", question)
+        if m:
+            return "Yes." if int(secret) > int(m.group(1)) else "No."
+        m = re.fullmatch(r"Is it (\d+)\?", question)
+        if m:
+            return "Yes." if m.group(1) == secret else "No."
+        return self.invalid_answer
+
+    def is_success(self, secret, utterance):
+        return re.fullmatch(rf"Is it {secret}\?", utterance) is not None
+
+    def question_bank(self):
+        return [[f"Is it bigger than {k}?", f"Is the number bigger than {k}?"] for k in range(1, 16)]
+
+    def guess(self, secret, rng):
+        return f"Is it {secret}?"
+
+    def label(self, secret):
+        return secret
+
+    def resolve(self, word):
+        if str(word) not in self.secrets:
+            raise KeyError(word)
+        return str(word)
+
+
+def test_episode_rules_rewards_observation_and_end():
+    env = NumberGame()
+    obs = env.reset(secret="5")
+    assert obs == "Questions:\n"
+    obs, r, done, info = env.step("Is it bigger than 8?")
+    assert (obs, r, done, info["success"]) == ("Questions:\nIs it bigger than 8? No.\n", -1.0, False, False)
+    obs, r, done, info = env.step("Is it 5?\nand then some rambling on a second line")
+    assert obs.endswith("Is it 5? Yes.\n") and (r, done, info["success"]) == (0.0, True, True)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step("Is it 5?")
+
+
+def test_twenty_turn_limit_gives_return_minus_twenty():
+    env = NumberGame()
+    env.reset(secret="3")
+    rewards = []
+    for t in range(20):
+        _, r, done, info = env.step("Is it bigger than 10?")
+        rewards.append(r)
+        assert done == (t == 19) and not info["success"]
+    assert sum(rewards) == -20
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "\x00\x01\x02", "x" * 400, "这是什么东西吗", "Is it\x07 5?" * 50])
+def test_bad_utterances_are_invalid_turns_not_crashes(bad):
+    env = NumberGame()
+    env.reset(secret="5")
+    obs, r, done, info = env.step(bad)
+    assert info["answer"] == "Invalid Question." and r == -1.0 and not done
+    assert len(obs) < 400  # a run-on is shortened in the history
+
+
+def test_control_characters_are_stripped_before_the_oracle():
+    env = NumberGame()
+    env.reset(secret="5")
+    _, r, done, info = env.step("Is it\x07 5?")
+    assert info["success"] and r == 0.0
+
+
+def test_make_unknown_env_lists_valid_names():
+    with pytest.raises(ValueError, match="guess_city.*twenty_questions"):
+        envs.make("chess")
+
+
+def test_parse_history_round_trips_the_observation():
+    env = NumberGame()
+    env.reset(secret="9")
+    for q in ["Is it bigger than 4?", "what", "Is it bigger than 12?"]:
+        obs, *_ = env.step(q)
+    assert envs.parse_history(obs, tails=("Invalid Question.",)) == [("Is it bigger than 4?", "Yes."), ("what", "Invalid Question."),
+                                       ("Is it bigger than 12?", "No.")]
+
+
+def test_scripted_expert_binary_searches_16_numbers():
+    # 16 candidates, balanced yes/no splits: 4 questions then the guess = 5 turns, return -4.
+    env = NumberGame()
+    episodes = envs.play(envs.ScriptedPlayer(env, "expert", seed=0), env, 16, secrets=env.secrets)
+    assert all(ep["success"] for ep in episodes)
+    assert [len(ep["transitions"]) for ep in episodes] == [5] * 16
+    assert [ep["return"] for ep in episodes] == [-4.0] * 16
+
+
+def test_noisy_player_is_worse_and_same_seed_same_games():
+    env = NumberGame()
+    a = envs.play(envs.ScriptedPlayer(env, "noisy", seed=1), env, 40, seed=7, batch_size=16)
+    b = envs.play(envs.ScriptedPlayer(env, "noisy", seed=1), env, 40, seed=7, batch_size=16)
+    assert a == b
+    assert envs.summarize(a)["mean_return"] < -4.5
+
+
+def test_play_transitions_chain_and_batches_match_seeds():
+    env = NumberGame()
+    episodes = envs.play(envs.ScriptedPlayer(env, "good", seed=0), env, 10, seed=100, batch_size=3)
+    assert [ep["seed"] for ep in episodes] == list(range(100, 110))
+    for ep in episodes:
+        assert ep["secret"] == random.Random(ep["seed"]).choice(env.secrets)
+        trs = ep["transitions"]
+        assert trs[0]["obs"] == "Questions:\n" and trs[-1]["done"] and not any(t["done"] for t in trs[:-1])
+        assert all(a["next_obs"] == b["obs"] for a, b in zip(trs, trs[1:]))
+        assert ep["return"] == sum(t["reward"] for t in trs)
+
+
+def test_dataset_round_trip(tmp_path):
+    env = NumberGame()
+    episodes = envs.play(envs.ScriptedPlayer(env, "mediocre", seed=0), env, 25, seed=3)
+    path = tmp_path / "numbers.json"
+    envs.save_dataset(str(path), env, episodes)
+    records = json.loads(path.read_text())
+    assert set(records[0]) == {"conversation", "word", "done"}
+    loaded = envs.load_dataset(str(path), env)
+    for ep, back in zip(episodes, loaded):
+        assert back["secret"] == ep["secret"] and back["success"] == ep["success"]
+        assert back["return"] == ep["return"]
+        assert [t["obs"] for t in back["transitions"]] == [t["obs"] for t in ep["transitions"]]
+
+
+def test_malformed_or_missing_dataset_gives_clear_error(tmp_path):
+    env = NumberGame()
+    with pytest.raises(envs.DatasetError, match="not found"):
+        envs.load_dataset(str(tmp_path / "missing.json"), env)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(envs.DatasetError, match="JSON"):
+        envs.load_dataset(str(bad), env)
+    bad.write_text(json.dumps([{"conversation": ["Is it 3? Yes."], "word": "99", "done": True}]))
+    with pytest.raises(envs.DatasetError, match="unknown"):
+        envs.load_dataset(str(bad), env)
