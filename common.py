@@ -1,0 +1,266 @@
+"""Plumbing shared by train_online.py and train_offline.py: flags, presets, model set-up, behaviour
+cloning, evaluation, the run log (metrics.csv, curve.png, sample dialogues) and checkpoints.
+
+Nothing here is ArCHer itself; the algorithm lives in the two training scripts, critic.py and
+actor.py. Kept in one place so a fix here is a fix for every method.
+"""
+import csv
+import dataclasses
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+import envs
+
+# Named presets: each is a set of flag defaults; flags given on the command line still win.
+PRESETS = {
+    # A laptop CPU in minutes: small GPT-2 / BERT built from configs, a tokenizer trained on the
+    # env's own dataset (nothing downloaded), fewer trajectories and updates per iteration.
+    "tiny": dict(policy_lm="tiny", critic_lm="tiny", rollout_size=32, critic_steps=20, actor_steps=3,
+                 batch_size=32, critic_batch_size=64, warmup_iters=3, eval_every=5, eval_games=128,
+                 bc_steps=600, bc_lr=1e-3, actor_lr=1e-4, critic_lr=3e-4, total_trajectories=3000),
+    # The paper's settings (Zhou et al. 2024, appendix): GPT-2 actor, RoBERTa critic, 128
+    # trajectories per iteration, 50 critic steps and 3 actor steps of batch 256, critic-only warm-up.
+    "paper": dict(policy_lm="gpt2", critic_lm="roberta-base", rollout_size=128, critic_steps=50,
+                  actor_steps=3, batch_size=256, critic_batch_size=256, warmup_iters=10,
+                  eval_every=2, eval_games=128, bc_steps=2000, bc_lr=1e-4, actor_lr=1e-5,
+                  critic_lr=2e-5, total_trajectories=20000),
+}
+EVAL_SEED = 10**6
+GAMMA = {"detective": 0.98, "webshop": 0.9}  # the paper's per-task discount; 0.95 elsewhere
+
+
+@dataclass
+class CommonArgs:
+    env: str = field(default="twenty_questions_subset", metadata={"help": f"environment: {', '.join(sorted(envs.REGISTRY))}"})
+    preset: str = field(default="", metadata={"help": f"named defaults: {', '.join(PRESETS)} (explicit flags win)"})
+    seed: int = field(default=0, metadata={"help": "seed for python, numpy, torch and the env's games"})
+    out_dir: str = field(default="", metadata={"help": "where logs and checkpoints go (default runs/<env>-<algo>-s<seed>)"})
+    dataset: str = field(default="", metadata={"help": "LMRL-Gym JSON for BC (default data/<env>.json, generated if missing)"})
+    policy_lm: str = field(default="gpt2", metadata={"help": "actor: hub name, local path, 'tiny', or 'smollm2-135m'"})
+    critic_lm: str = field(default="roberta-base", metadata={"help": "critic encoder: hub name, local path, 'tiny', or 'minilm-l6'"})
+    bc_checkpoint: str = field(default="", metadata={"help": "start the actor from this BC state dict instead of cloning here"})
+    bc_steps: int = field(default=2000, metadata={"help": "behaviour-cloning steps on the dataset before RL"})
+    bc_lr: float = field(default=1e-4, metadata={"help": "learning rate for behaviour cloning"})
+    batch_size: int = field(default=256, metadata={"help": "actor batch size (BC and policy gradient)"})
+    gamma: float = field(default=0.0, metadata={"help": "discount (0 = the paper's value for the env: 0.95, 0.98 Detective, 0.9 WebShop)"})
+    max_new_tokens: int = field(default=32, metadata={"help": "longest utterance the actor may sample"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature for rollouts"})
+    eval_every: int = field(default=2, metadata={"help": "evaluate every N iterations"})
+    eval_games: int = field(default=128, metadata={"help": "games per evaluation (fixed seeds, same for every method)"})
+    total_trajectories: int = field(default=20000, metadata={"help": "stop after collecting this many trajectories"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory (7B actors)"})
+    bf16: bool = field(default=False, metadata={"help": "load the actor in bfloat16"})
+    lora: bool = field(default=False, metadata={"help": "train LoRA adapters on the actor (needs peft)"})
+    resume: bool = field(default=False, metadata={"help": "continue from out_dir/checkpoint.pt exactly"})
+    device: str = field(default="", metadata={"help": "cuda or cpu (default: cuda when available)"})
+
+
+def parse(args_cls, argv=None):
+    """Parse flags with transformers.HfArgumentParser, preset defaults first, explicit flags last."""
+    from transformers import HfArgumentParser
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = HfArgumentParser(args_cls)
+    preset = parser.parse_args_into_dataclasses(argv)[0].preset
+    if preset:
+        if preset not in PRESETS:
+            fail(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        parser.set_defaults(**PRESETS[preset])
+    args = parser.parse_args_into_dataclasses(argv)[0]
+    # --- derived values, all in one visible block ---
+    if args.env not in envs.REGISTRY:
+        fail(f"unknown env {args.env!r}; valid names: {', '.join(sorted(envs.REGISTRY))}")
+    args.gamma = args.gamma or GAMMA.get(args.env, 0.95)
+    args.dataset = args.dataset or envs.default_dataset_path(args.env)
+    args.out_dir = args.out_dir or os.path.join("runs", f"{args.env}-{args.algo}-s{args.seed}")
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return args
+
+
+def fail(message):
+    """Bad flags or input: one line saying what to do, exit code 2, no traceback."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state():
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state):
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_data(args, env):
+    """The env's offline dataset; the scripted default is generated (deterministically) if missing."""
+    if not os.path.exists(args.dataset) and args.dataset == envs.default_dataset_path(args.env):
+        print(f"writing the default dataset {args.dataset} (scripted 'mediocre' player, 2000 games)")
+        envs.main(["--env", args.env, "--n_games", "2000", "--out", args.dataset])
+    try:
+        return envs.load_dataset(args.dataset, env)
+    except envs.DatasetError as e:
+        fail(str(e))
+
+
+def corpus(episodes):
+    """Text the tiny tokenizer is trained on: every observation line of the dataset."""
+    return [ep["transitions"][-1]["next_obs"] for ep in episodes]
+
+
+def build_actor(args, episodes):
+    from actor import Actor
+    from models import ModelLoadError, load_tokenizer_and_lm
+    try:
+        tok, lm = load_tokenizer_and_lm(args.policy_lm, kind="causal", bf16=args.bf16, corpus=corpus(episodes))
+    except ModelLoadError as e:
+        fail(str(e))
+    if args.gradient_checkpointing:
+        lm.gradient_checkpointing_enable()
+        lm.config.use_cache = False
+    if args.lora:
+        try:
+            from peft import LoraConfig, get_peft_model  # imported only when asked for
+        except ImportError:
+            fail("--lora needs peft: pip install peft")
+        lm = get_peft_model(lm, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, task_type="CAUSAL_LM"))
+    actor = Actor(lm, tok, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                  token_baseline=getattr(args, "token_baseline", False))
+    return actor.to(args.device)
+
+
+def build_critic(args, episodes):
+    from critic import DoubleCritic, make_target
+    from models import ModelLoadError, load_tokenizer_and_lm
+    try:
+        tok, enc = load_tokenizer_and_lm(args.critic_lm, kind="encoder", corpus=corpus(episodes))
+    except ModelLoadError as e:
+        fail(str(e))
+    critic = DoubleCritic(enc, tok, joint=getattr(args, "critic_joint", False)).to(args.device)
+    return critic, make_target(critic)
+
+
+# --- behaviour cloning: the paper's starting point for every method, and the BC baselines ---
+def bc_pairs(episodes):
+    return [(t["obs"], t["action"]) for ep in episodes for t in ep["transitions"]]
+
+
+def behaviour_clone(actor, pairs, steps, batch_size, lr, rng, desc="bc", weights=None):
+    """Maximise log p(utterance | observation) over (obs, utterance) pairs; optional per-pair
+    weights turn it into AWR (train_offline.py). Returns the mean loss of the last 50 steps."""
+    from tqdm import tqdm
+    opt = torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=lr)
+    losses = []
+    for _ in tqdm(range(steps), desc=desc, leave=False):
+        idx = [rng.randrange(len(pairs)) for _ in range(min(batch_size, len(pairs)))]
+        obs, acts = zip(*[pairs[i] for i in idx])
+        logp = actor.log_prob(list(obs), list(acts), reduce="mean")  # (B,) mean over tokens
+        w = torch.ones_like(logp) if weights is None else torch.tensor([weights[i] for i in idx], device=logp.device)
+        loss = -(w * logp).mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(actor.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+    return float(np.mean(losses[-50:])) if losses else float("nan")
+
+
+@torch.no_grad()
+def evaluate(actor, env, n_games, greedy=False):
+    """Play the fixed evaluation games: reset seeds 10**6 + i, the same for every run and method
+    (paired comparisons) and disjoint from the training games (seeds from 10**7 up)."""
+    policy = (lambda obs: actor.sample(obs, greedy=True)) if greedy else actor
+    episodes = envs.play(policy, env, n_games, seed=EVAL_SEED)
+    return envs.summarize(episodes), episodes
+
+
+def dialogue_text(ep):
+    return f"[{ep['secret']}] return {ep['return']:.0f}\n" + ep["transitions"][-1]["next_obs"]
+
+
+class RunLog:
+    """metrics.csv (one row per evaluation), curve.png (eval return vs trajectories), samples.txt."""
+
+    def __init__(self, out_dir, resume=False):
+        os.makedirs(out_dir, exist_ok=True)
+        self.out_dir, self.path = out_dir, os.path.join(out_dir, "metrics.csv")
+        self.rows = []
+        if resume and os.path.exists(self.path):
+            with open(self.path) as f:
+                self.rows = [{k: float(v) if v not in ("", None) else float("nan") for k, v in r.items()}
+                             for r in csv.DictReader(f)]
+
+    def log(self, row, samples=()):
+        self.rows.append(row)
+        keys = list(dict.fromkeys(k for r in self.rows for k in r))
+        with open(self.path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(self.rows)
+        with open(os.path.join(self.out_dir, "samples.txt"), "a") as f:
+            f.write(f"=== iteration {row['iteration']:.0f}, trajectories {row['trajectories']:.0f}\n")
+            f.writelines(dialogue_text(ep) + "\n" for ep in samples)
+        self.plot()
+
+    def plot(self):
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        x = [r["trajectories"] for r in self.rows]
+        ax.plot(x, [r["eval_return"] for r in self.rows], marker="o", label="sampled")
+        if "eval_return_greedy" in self.rows[-1]:
+            ax.plot(x, [r.get("eval_return_greedy", np.nan) for r in self.rows], marker=".", ls="--", label="greedy")
+        ax.set_xlabel("trajectories collected")
+        ax.set_ylabel("eval return")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(os.path.join(self.out_dir, "curve.png"), dpi=100)
+        plt.close(fig)
+
+
+def save_checkpoint(path, **state):
+    """Atomic: write to a temp file then rename, so an interrupted save never loses the last one."""
+    torch.save(state, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def load_checkpoint(path):
+    if not os.path.exists(path):
+        fail(f"--resume: no checkpoint at {path}; run without --resume first")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def args_dict(args):
+    return dataclasses.asdict(args)
+
+
+def write_args(args):
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(os.path.join(args.out_dir, "args.json"), "w") as f:
+        json.dump(args_dict(args), f, indent=1)
+
+
+class Timer:
+    def __init__(self):
+        self.start = time.time()
+
+    def __call__(self):
+        return time.time() - self.start

@@ -1,0 +1,192 @@
+"""ArCHer online (Zhou et al. 2024, Algorithm 1): an utterance-level critic learned off-policy by TD
+from a replay buffer, and a token-level actor learned by policy gradient on the critic's advantage.
+
+    python train_online.py --preset tiny --env twenty_questions_subset     # CPU, minutes, no download
+    python train_online.py --preset tiny --env guess_city --algo filtered_bc
+    python train_online.py --env guess_city                                # the paper's GPT-2 + RoBERTa
+    python train_online.py --preset tiny --resume --out_dir runs/<run>      # continue exactly
+    python train_online.py --env guess_city --policy_lm mistralai/Mistral-7B-Instruct-v0.2 \\
+        --gradient_checkpointing --lora --bf16                             # a 7B actor on one GPU
+
+Each iteration: collect `rollout_size` games with the current actor -> replay buffer; take
+`critic_steps` TD steps on buffer batches; after `warmup_iters` critic-only iterations, take
+`actor_steps` policy-gradient steps on buffer states with freshly sampled utterances. Every
+`eval_every` iterations: evaluate on fixed games, log, checkpoint. See README "Metrics".
+"""
+import os
+import random
+from dataclasses import dataclass, field
+
+import torch
+from tqdm import tqdm
+
+import common
+import envs
+from actor import kl_to_reference, normalize_advantages, pg_loss
+from buffer import ReplayBuffer
+from critic import advantage, polyak_update, q_loss, td_target, v_loss
+
+
+@dataclass
+class Args(common.CommonArgs):
+    algo: str = field(default="archer", metadata={"help": "archer (the paper) or filtered_bc (BC on the top 10%% of games so far)"})
+    rollout_size: int = field(default=128, metadata={"help": "trajectories collected per iteration"})
+    critic_steps: int = field(default=50, metadata={"help": "critic TD steps per iteration"})
+    actor_steps: int = field(default=3, metadata={"help": "actor steps per iteration"})
+    critic_batch_size: int = field(default=256, metadata={"help": "critic batch size"})
+    warmup_iters: int = field(default=10, metadata={"help": "critic-only iterations before the actor trains"})
+    actor_lr: float = field(default=1e-5, metadata={"help": "actor learning rate"})
+    critic_lr: float = field(default=2e-5, metadata={"help": "critic learning rate"})
+    tau: float = field(default=0.1, metadata={"help": "Polyak rate of the target critic"})
+    capacity: int = field(default=100_000, metadata={"help": "replay buffer size in utterances (paper's small-buffer ablation: lower it)"})
+    critic_joint: bool = field(default=True, metadata={"help": "encode observation and utterance in one sequence for Q (lets Q see repeats)"})
+    prefill: bool = field(default=True, metadata={"help": "start the buffer with the offline dataset (more states for the critic)"})
+    kl_coef: float = field(default=0.1, metadata={"help": "per-token KL to the BC policy (anchor against collapse)"})
+    truncation_penalty: float = field(default=1.0, metadata={"help": "subtracted from the advantage of utterances cut at max_new_tokens"})
+    normalize_adv: bool = field(default=True, metadata={"help": "scale advantages to unit std per batch"})
+    token_baseline: bool = field(default=False, metadata={"help": "the paper's token-level baseline on the actor's hidden states"})
+    filter_top: float = field(default=0.1, metadata={"help": "filtered_bc: fraction of the best games kept"})
+
+
+# --- ArCHer critic update (paper Eq. 2-3): TD for Q, Q_target at a' ~ pi for V, then Polyak ---
+def critic_update(critic, target, actor, opt, batch, args):
+    obs, acts = batch["obs"], batch["action"]
+    reward = torch.tensor(batch["reward"], dtype=torch.float32, device=args.device)  # (B,)
+    done = torch.tensor(batch["done"], dtype=torch.float32, device=args.device)      # (B,)
+    with torch.no_grad():
+        tv1, tv2 = target.v(batch["next_obs"])                          # (B,), (B,)
+        y1, y2 = td_target(reward, done, tv1, args.gamma), td_target(reward, done, tv2, args.gamma)
+        fresh = actor.sample(obs)                                        # a' ~ pi(.|s)
+        tq1, tq2 = target.q(obs, fresh)                                 # (B,), (B,)
+    q1, q2, v1, v2 = critic(obs, acts)
+    lq, lv = q_loss(q1, q2, y1, y2), v_loss(v1, v2, tq1, tq2)
+    opt.zero_grad()
+    (lq + lv).backward()
+    torch.nn.utils.clip_grad_norm_(critic.parameters(), 1.0)
+    opt.step()
+    polyak_update(target, critic, args.tau)
+    return {"critic/q_loss": lq.item(), "critic/v_loss": lv.item(), "critic/q_mean": q1.mean().item()}
+
+
+# --- ArCHer actor update (paper Eq. 4): REINFORCE on each token with A = min Q - min V ---
+def actor_update(actor, reference, critic, opt, obs, args):
+    with torch.no_grad():
+        acts = actor.sample(obs)
+        truncated = torch.tensor(actor.last_truncated, dtype=torch.float32, device=args.device)
+        adv = advantage(*critic(obs, acts))                      # (B,) utterance-level advantage
+        raw_mean = adv.mean().item()
+        if args.normalize_adv:
+            adv = normalize_advantages(adv)
+        adv = adv - args.truncation_penalty * truncated          # run-ons have no "\n" to reinforce
+    logp, mask, hidden = actor.token_log_probs(obs, acts)        # (B, T), (B, T), (B, T, H)
+    loss = pg_loss(logp, mask, adv, baseline=actor.token_values(hidden) if args.token_baseline else None)
+    kl = torch.tensor(0.0, device=args.device)
+    if args.kl_coef > 0:
+        kl = kl_to_reference(actor, reference, obs, acts)        # exact per-token KL(pi || pi_BC)
+        loss = loss + args.kl_coef * kl
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(actor.parameters(), 1.0)
+    opt.step()
+    return {"actor/loss": loss.item(), "actor/advantage_mean": raw_mean, "actor/kl": kl.item(),
+            "actor/truncated": truncated.mean().item()}
+
+
+def main(argv=None):
+    args = common.parse(Args, argv)
+    if args.algo not in ("archer", "filtered_bc"):
+        common.fail(f"unknown --algo {args.algo!r}; choose archer or filtered_bc")
+    ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
+    common.seed_everything(args.seed)
+    env = envs.make(args.env)
+    data = common.load_data(args, env)
+    actor = common.build_actor(args, data)
+    critic, target = common.build_critic(args, data) if args.algo == "archer" else (None, None)
+    rng = random.Random(args.seed)
+
+    # --- start from behaviour cloning, as the paper does ---
+    if args.resume:
+        state = common.load_checkpoint(ckpt_path)
+        reference = common.build_actor(args, data)
+        reference.load_state_dict(state["reference"])
+    else:
+        common.write_args(args)
+        if args.bc_checkpoint:
+            actor.load_state_dict(torch.load(args.bc_checkpoint, map_location=args.device))
+        else:
+            common.behaviour_clone(actor, common.bc_pairs(data), args.bc_steps, args.batch_size, args.bc_lr, rng)
+            torch.save(actor.state_dict(), os.path.join(args.out_dir, "bc.pt"))
+        reference = common.build_actor(args, data)
+        reference.load_state_dict(actor.state_dict())
+    reference.requires_grad_(False)
+
+    actor_opt = torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=args.actor_lr)
+    critic_opt = torch.optim.AdamW(critic.parameters(), lr=args.critic_lr) if critic else None
+    buffer = ReplayBuffer(args.capacity, args.gamma)
+    collected = []  # filtered_bc: every game so far
+    log, iteration, trajectories = common.RunLog(args.out_dir, resume=args.resume), 0, 0
+    if args.resume:
+        actor.load_state_dict(state["actor"])
+        actor_opt.load_state_dict(state["actor_opt"])
+        if critic:
+            critic.load_state_dict(state["critic"])
+            target.load_state_dict(state["target"])
+            critic_opt.load_state_dict(state["critic_opt"])
+        buffer = ReplayBuffer.load(os.path.join(args.out_dir, "buffer.pt"))
+        collected, iteration, trajectories = state["collected"], state["iteration"], state["trajectories"]
+        rng.setstate(state["rng_loop"])
+        common.set_rng_state(state["rng"])
+    elif args.prefill:
+        buffer.add_episodes(data)
+    timer, wall0 = common.Timer(), log.rows[-1]["wall_s"] if log.rows else 0.0
+
+    def evaluate_and_save(stats):
+        result, episodes = common.evaluate(actor, env, args.eval_games)
+        greedy, _ = common.evaluate(actor, env, args.eval_games, greedy=True)
+        row = {"iteration": iteration, "trajectories": trajectories, "eval_return": result["mean_return"],
+               "eval_success": result["success_rate"], "eval_return_greedy": greedy["mean_return"],
+               "eval_success_greedy": greedy["success_rate"], "wall_s": wall0 + timer(), **stats}
+        log.log(row, samples=episodes[:3])
+        buffer.save(os.path.join(args.out_dir, "buffer.pt"))
+        common.save_checkpoint(ckpt_path, actor=actor.state_dict(), actor_opt=actor_opt.state_dict(),
+                               critic=critic.state_dict() if critic else None,
+                               target=target.state_dict() if critic else None,
+                               critic_opt=critic_opt.state_dict() if critic else None,
+                               reference=reference.state_dict(), collected=collected, iteration=iteration,
+                               trajectories=trajectories, rng_loop=rng.getstate(), rng=common.rng_state(),
+                               args=common.args_dict(args))
+        return row
+
+    if iteration == 0:
+        evaluate_and_save({})  # the BC start: the point every curve begins from
+    bar = tqdm(total=args.total_trajectories, initial=trajectories, desc=f"{args.algo} {args.env}")
+    while trajectories < args.total_trajectories:
+        # --- collect: the current actor plays a batch of games (Algorithm 1, line 3) ---
+        episodes = envs.play(actor, env, args.rollout_size, seed=(args.seed + 1) * 10**7 + trajectories)
+        trajectories += len(episodes)
+        iteration += 1
+        stats = {"train/return": envs.summarize(episodes)["mean_return"]}
+        if args.algo == "archer":
+            buffer.add_episodes(episodes)
+            for _ in range(args.critic_steps):
+                stats.update(critic_update(critic, target, actor, critic_opt,
+                                           buffer.sample(args.critic_batch_size, rng), args))
+            if iteration > args.warmup_iters:
+                for _ in range(args.actor_steps):
+                    obs = buffer.sample(args.batch_size, rng)["obs"]
+                    stats.update(actor_update(actor, reference, critic, actor_opt, obs, args))
+        else:  # --- online filtered BC baseline: imitate the best games collected so far ---
+            collected += episodes
+            keep = sorted(collected, key=lambda e: -e["return"])[: max(1, int(args.filter_top * len(collected)))]
+            stats["actor/loss"] = common.behaviour_clone(actor, common.bc_pairs(keep), args.actor_steps,
+                                                         args.batch_size, args.actor_lr, rng, desc="fbc")
+        bar.update(len(episodes))
+        if iteration % args.eval_every == 0 or trajectories >= args.total_trajectories:
+            row = evaluate_and_save(stats)
+            bar.set_postfix(eval_return=f"{row['eval_return']:.2f}")
+    bar.close()
+    print(f"done: {trajectories} trajectories, eval return {log.rows[-1]['eval_return']:.2f} -> {log.path}")
+
+
+if __name__ == "__main__":
+    main()
