@@ -1,0 +1,241 @@
+"""The token-level actor: a causal LM that writes one utterance per turn, and the small loss
+helpers that train it with the utterance-level critic's advantage.
+
+ArCHer's hierarchy (Zhou et al. 2024, Sec. 4): the critic scores whole utterances; the actor is
+trained token by token, every token of an utterance a ~ pi(.|s) being pushed up or down by the same
+advantage A(s, a) = min(Q1, Q2)(s, a) - min(V1, V2)(s). Everything here is about computing
+log pi(a|s) exactly, and sampling a exactly from pi, because REINFORCE is only right when both are.
+
+The conventions (core_api.md): the prompt is the observation string (it ends with "\\n"); an utterance
+is one line; the model ends it by emitting "\\n" (or EOS), so log-probs are of `utterance + "\\n"`.
+
+Run the tests:  python -m pytest -q tests/test_actor.py
+"""
+import torch
+import torch.nn as nn
+
+
+class Actor(nn.Module):
+    """A policy (callable: list of observations -> list of utterances) with exact log-probs.
+
+    The wrapped model's dropout is switched off: the policy gradient needs the log-probs of the
+    very distribution that sampled the utterance, and dropout would make the two differ."""
+
+    def __init__(self, model, tokenizer, max_new_tokens=32, temperature=1.0, token_baseline=False,
+                 max_prompt_tokens=512):
+        super().__init__()
+        self.model, self.tokenizer = model, tokenizer
+        self.max_new_tokens, self.temperature = max_new_tokens, temperature
+        self.max_prompt_tokens = max_prompt_tokens
+        self.padding_side = getattr(tokenizer, "padding_side", "left")  # left unless told otherwise
+        for m in model.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = 0.0
+        # Token-level baseline (the paper's variant): b(s, a_<i) predicts A(s, a) from the hidden
+        # state that also predicts token i, so A - b_i scores token i alone, with less variance.
+        hidden = model.config.hidden_size
+        self.value_head = (nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+                           if token_baseline else None)
+        self.last_truncated = []  # per utterance of the last sample(): hit max_new_tokens without "\n"
+        self._stop_ids = None
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    # --- tokenization: prompts, utterances, padding ---
+    def _start_id(self):
+        """Token fed to the model when a prompt would otherwise be empty (GPT-2 convention: EOS)."""
+        tok = self.tokenizer
+        return tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+
+    def _prompt_ids(self, observation):
+        ids = self.tokenizer(observation).input_ids[-self.max_prompt_tokens:]  # keep latest turns
+        return ids or [self._start_id()]
+
+    def _pair_ids(self, observation, utterance):
+        """-> (prompt ids, utterance ids) for the text observation + utterance + "\\n".
+
+        The pair is tokenized as ONE string and split where the characters of the utterance begin
+        (character offsets), not tokenized in two pieces: a SentencePiece tokenizer (Llama,
+        Mistral) would give a lone "Is" a leading-space token "▁Is" that the model never samples
+        after a newline. Special tokens the tokenizer adds at the end (an EOS) are dropped."""
+        text = observation + utterance + "\n"
+        enc = self.tokenizer(text, return_offsets_mapping=True)
+        cut = len(observation)
+        # A token belongs to the utterance if it ends past the prompt; special tokens span (0, 0).
+        in_utt = [end > cut and end > start for start, end in enc.offset_mapping]
+        first = in_utt.index(True)
+        last = len(in_utt) - 1 - in_utt[::-1].index(True)
+        prompt = enc.input_ids[:first][-self.max_prompt_tokens:] or [self._start_id()]
+        return prompt, enc.input_ids[first:last + 1]
+
+    def _pad(self, rows, n_action=None, side="left"):
+        """Lists of ids -> (ids, attention mask, action mask), each (B, L), on the model's device.
+        The action mask marks the last n_action[i] real tokens of row i (the utterance)."""
+        B, L = len(rows), max(len(r) for r in rows)
+        ids = torch.full((B, L), self.tokenizer.pad_token_id, dtype=torch.long)
+        attn = torch.zeros(B, L, dtype=torch.long)
+        act = torch.zeros(B, L, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            start = L - len(r) if side == "left" else 0
+            ids[i, start:start + len(r)] = torch.tensor(r)
+            attn[i, start:start + len(r)] = 1
+            if n_action is not None:
+                act[i, start + len(r) - n_action[i]:start + len(r)] = True
+        return ids.to(self.device), attn.to(self.device), act.to(self.device)
+
+    # --- sampling: the policy ---
+    def stop_token_ids(self):
+        """EOS and every token whose text contains "\\n": any of them ends the utterance."""
+        if self._stop_ids is None:
+            tok = self.tokenizer
+            texts = tok.batch_decode([[i] for i in range(len(tok))])
+            self._stop_ids = sorted({i for i, t in enumerate(texts) if "\n" in t}
+                                    | ({tok.eos_token_id} if tok.eos_token_id is not None else set()))
+        return self._stop_ids
+
+    @torch.no_grad()
+    def sample(self, observations, temperature=None, greedy=False):
+        """One utterance per observation, batched, cut at the first "\\n" or EOS (not returned).
+        Sets self.last_truncated[i] = True when utterance i hit max_new_tokens with no ending: the
+        trainer penalises those (a run-on has no "\\n" for the policy gradient to reinforce)."""
+        observations = list(observations)
+        if not observations:
+            self.last_truncated = []
+            return []
+        temperature = self.temperature if temperature is None else temperature
+        greedy = greedy or temperature == 0
+        ids, attn, _ = self._pad([self._prompt_ids(o) for o in observations], side="left")
+        stops = self.stop_token_ids()
+        kwargs = dict(max_new_tokens=self.max_new_tokens, eos_token_id=stops, use_cache=True,
+                      pad_token_id=self.tokenizer.pad_token_id, do_sample=not greedy)
+        if not greedy:
+            # top_k=0, top_p=1: sample from pi itself, whatever the checkpoint's generation_config
+            # says; a truncated distribution would make the log-probs we train on wrong.
+            kwargs.update(temperature=temperature, top_k=0, top_p=1.0)
+        was_training = self.model.training
+        self.model.eval()  # no dropout, and HF keeps the KV cache on (it drops it when checkpointing)
+        try:
+            out = self.model.generate(input_ids=ids, attention_mask=attn, **kwargs)
+        finally:
+            self.model.train(was_training)
+        stop_set, utterances, truncated = set(stops), [], []
+        for row in out[:, ids.shape[1]:].tolist():  # generated tokens only; prompts are left-padded
+            end = next((k for k, t in enumerate(row) if t in stop_set), None)
+            truncated.append(end is None)
+            text = self.tokenizer.decode(row if end is None else row[:end + 1], skip_special_tokens=True)
+            utterances.append(text.split("\n", 1)[0])
+        self.last_truncated = truncated
+        return utterances
+
+    def forward(self, observations):
+        """actor(observations) == actor.sample(observations): an Actor is a policy for envs.play."""
+        return self.sample(observations)
+
+    # --- exact log-probs of given utterances ---
+    def _run(self, observations, utterances, hidden=False, full=False):
+        """Teacher-forced pass over prompt + utterance + "\\n". Returns, left-aligned per row
+        (column t = the t-th utterance token, padding at the end):
+            logp (B, T) log-probs of the utterance tokens, mask (B, T) bool,
+            hidden states (B, T, H) that predicted them (or None), full logits (B, T, V) (or None)."""
+        pairs = [self._pair_ids(o, u) for o, u in zip(observations, utterances)]
+        ids, attn, act = self._pad([p + a for p, a in pairs], [len(a) for _, a in pairs], self.padding_side)
+        # Positions count real tokens only, so a left-padded row sees the positions it would alone.
+        pos = (attn.cumsum(-1) - 1).clamp(min=0)
+        L = ids.shape[1]
+        # Logits at position j predict token j+1: we need positions first-1 .. L-2, where `first` is
+        # the earliest utterance token in the batch. logits_to_keep skips the LM head elsewhere
+        # (with left padding that is the whole prompt).
+        first = int(act.long().argmax(-1).min())
+        out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos,
+                         logits_to_keep=L - first + 1, output_hidden_states=hidden)
+        logits = out.logits[:, :-1].float()                    # (B, K, V) predict tokens first..L-1
+        targets, mask = ids[:, first:], act[:, first:]         # (B, K)
+        logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
+        # Left-align: sort each row's utterance positions to the front, keeping their order.
+        K = mask.shape[1]
+        key = torch.where(mask, torch.arange(K, device=mask.device), K)
+        order = key.sort(-1).indices[:, :int(mask.sum(-1).max())]  # (B, T)
+        mask = mask.gather(1, order)
+        logp = logp.gather(1, order) * mask                         # (B, T), 0 on padding
+        h = None
+        if hidden:
+            hs = out.hidden_states[-1][:, first - 1:L - 1]           # (B, K, H) states that predict
+            h = hs.gather(1, order.unsqueeze(-1).expand(-1, -1, hs.shape[-1]))
+        if full:
+            logits = logits.gather(1, order.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+        return logp, mask, h, (logits if full else None)
+
+    def token_log_probs(self, observations, utterances, return_hidden=True):
+        """-> logp (B, T), mask (B, T) bool, hidden (B, T, H) (None if return_hidden=False).
+        logp[i, t] = log pi(token t of utterance i + "\\n" | observation i, tokens < t)."""
+        logp, mask, h, _ = self._run(list(observations), list(utterances), hidden=return_hidden)
+        return logp, mask, h
+
+    def log_prob(self, observations, utterances, reduce="sum"):
+        """(B,) exact log pi(utterance + "\\n" | observation), summed over its tokens ("sum") or
+        averaged per token ("mean", a length-normalised loss for behaviour cloning)."""
+        logp, mask, _, _ = self._run(list(observations), list(utterances))
+        total = logp.sum(-1)
+        return total if reduce == "sum" else total / mask.sum(-1).clamp(min=1)
+
+    def token_values(self, hidden):
+        """(B, T) token-level baseline b_t from the hidden states of token_log_probs."""
+        if self.value_head is None:
+            raise ValueError("this Actor was built with token_baseline=False")
+        return self.value_head(hidden.float()).squeeze(-1)
+
+
+# --- ArCHer actor loss (paper Sec. 4, token-level policy gradient with the utterance advantage) ---
+def pg_loss(logp, mask, advantages, baseline=None, baseline_coef=1.0):
+    """REINFORCE within an utterance: -mean_i [ sum_t (A_i - b_it) * log pi(a_it | s_i, a_i<t) ].
+
+    logp (B, T) and mask (B, T) from Actor.token_log_probs; advantages (B,) from the critic (held
+    constant: no gradient flows into the critic). With a token-level baseline b (B, T), the
+    baseline's regression loss mean_t (b_it - A_i)^2 is added, so one backward trains both."""
+    mask = mask.to(logp.dtype)
+    adv = advantages.detach().to(logp.dtype).reshape(-1, 1).expand_as(logp)  # (B, T) same A per token
+    value_loss = logp.new_zeros(())
+    if baseline is not None:
+        value_loss = (((baseline - adv) ** 2) * mask).sum() / mask.sum().clamp(min=1)
+        adv = adv - baseline.detach()
+    return -(adv * logp * mask).sum(-1).mean() + baseline_coef * value_loss
+
+
+def normalize_advantages(adv, center=True, eps=1e-6):
+    """(A - mean) / std over the batch. Centering guards against a critic whose V is biased for a
+    while: otherwise every sampled utterance is pushed down (or up) together, which flattens the
+    policy and makes run-on utterances likely. center=False only rescales (keeps A's sign)."""
+    adv = adv - adv.mean() if center else adv
+    return adv / (adv.std(unbiased=False) + eps) if adv.numel() > 1 else adv
+
+
+def awr_weights(adv, beta=1.0, max_weight=20.0):
+    """Advantage-weighted regression weights exp(beta * A), clipped at max_weight so a few
+    over-estimated advantages cannot dominate the batch (offline ArCHer's actor, IQL + AWR)."""
+    return torch.exp(beta * adv.detach()).clamp(max=max_weight)  # exp overflow -> inf -> max_weight
+
+
+# --- anchor to the behaviour-cloned policy (not in the paper; see README "departures") ---
+def kl_to_reference(actor, reference, observations, utterances):
+    """Exact KL(pi || pi_ref) of the next-token distributions, averaged over the utterance's tokens.
+
+    A small model trained by policy gradient alone tends to lose the "\\n" that ends an utterance
+    (run-ons); the exact KL to the BC policy keeps every token's distribution, "\\n" included, near
+    the one that knew how to stop. Memory: two (B, T, vocab) float tensors."""
+    _, mask, _, logits = actor._run(list(observations), list(utterances), full=True)
+    with torch.no_grad():
+        _, _, _, ref_logits = reference._run(list(observations), list(utterances), full=True)
+    logp, ref = logits.log_softmax(-1), ref_logits.log_softmax(-1)   # (B, T, V)
+    kl = (logp.exp() * (logp - ref)).sum(-1)                          # (B, T) exact per-token KL
+    mask = mask.to(kl.dtype)
+    return (kl * mask).sum() / mask.sum().clamp(min=1)
+
+
+def sampled_kl(logp, ref_logp, mask):
+    """Cheap stand-in for kl_to_reference when the vocabulary is large: the "k2" estimate
+    0.5 * (log pi - log pi_ref)^2 on the sampled tokens only, averaged over the mask. On samples
+    from pi its gradient equals the gradient of KL(pi || pi_ref) in expectation."""
+    mask = mask.to(logp.dtype)
+    return (0.5 * (logp - ref_logp.detach()) ** 2 * mask).sum() / mask.sum().clamp(min=1)

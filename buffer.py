@@ -1,0 +1,115 @@
+"""The replay buffer: every utterance-level transition the agent (or a dataset) produced, for the
+critic's off-policy TD updates and the actor's states.
+
+ArCHer is off-policy at the utterance level (Zhou et al. 2024, Algorithm 1): each iteration adds the
+new games to this buffer and the critic samples uniformly from all of it, old games included. That
+reuse is where the paper's sample efficiency over on-policy PPO comes from. The buffer is FIFO:
+past `capacity` transitions the oldest are overwritten (the paper's small-buffer ablation lowers it).
+
+A transition is a dict {obs, action, reward, next_obs, done} as envs.play writes it, plus
+mc_return (the discounted return from that turn on, for diagnostics and Monte-Carlo baselines)
+and episode (an id, so whole games can be recovered for filtered BC).
+
+Run the tests:  python -m pytest -q tests/test_buffer.py
+"""
+import math
+
+import torch
+
+FIELDS = ("obs", "action", "reward", "next_obs", "done", "mc_return", "episode")
+
+
+class ReplayBuffer:
+    def __init__(self, capacity=100_000, gamma=0.95):
+        self.capacity, self.gamma = int(capacity), float(gamma)
+        self.data = []           # transitions (dicts); a ring once full
+        self.next = 0            # slot the next transition overwrites once the ring is full
+        self.episodes = {}       # id -> {secret, seed, return, success, length, n (still stored)}
+        self.next_episode = 0
+
+    def __len__(self):
+        return len(self.data)
+
+    def add_episodes(self, episodes):
+        """Flatten episodes into transitions, each with its discounted Monte-Carlo return
+        G_t = r_t + gamma * G_{t+1} (G = 0 after the last turn)."""
+        for ep in episodes:
+            eid, self.next_episode = self.next_episode, self.next_episode + 1
+            meta = {k: ep.get(k) for k in ("secret", "seed", "return", "success")}
+            self.episodes[eid] = dict(meta, length=len(ep["transitions"]), n=len(ep["transitions"]))
+            returns, g = [], 0.0
+            for t in reversed(ep["transitions"]):
+                g = float(t["reward"]) + self.gamma * g * (0.0 if t["done"] else 1.0)
+                returns.append(g)
+            for t, g in zip(ep["transitions"], reversed(returns)):
+                self._put({"obs": t["obs"], "action": t["action"], "reward": float(t["reward"]),
+                           "next_obs": t["next_obs"], "done": bool(t["done"]), "mc_return": g,
+                           "episode": eid})
+
+    def _put(self, transition):
+        if len(self.data) < self.capacity:
+            self.data.append(transition)
+            return
+        old = self.data[self.next]  # FIFO: the oldest transition leaves
+        self.episodes[old["episode"]]["n"] -= 1
+        if self.episodes[old["episode"]]["n"] == 0:
+            del self.episodes[old["episode"]]
+        self.data[self.next] = transition
+        self.next = (self.next + 1) % self.capacity
+
+    def sample(self, batch_size, rng):
+        """Uniform with replacement (as the official code). -> dict of lists, one entry per
+        transition: obs, action, next_obs (str); reward, done, mc_return (float); episode (int).
+        Lists, not tensors: the trainer puts them on its device as it needs."""
+        if not self.data:
+            raise ValueError("sample() from an empty ReplayBuffer: add episodes first")
+        picks = [self.data[rng.randrange(len(self.data))] for _ in range(batch_size)]
+        batch = {k: [t[k] for t in picks] for k in FIELDS}
+        batch["done"] = [float(d) for d in batch["done"]]
+        return batch
+
+    def top_episodes(self, fraction=0.1):
+        """The best `fraction` (at least one) of the games still whole in the buffer, by return, as
+        episode dicts (the format of envs.play): the data of (online) filtered BC."""
+        whole = {}
+        for t in self.data[self.next:] + self.data[:self.next]:  # oldest first, even after wrapping
+            whole.setdefault(t["episode"], []).append(t)
+        eids = sorted(e for e, ts in whole.items() if len(ts) == self.episodes[e]["length"])
+        eps = [self._episode(e, whole[e]) for e in eids]
+        eps.sort(key=lambda ep: -ep["return"])  # stable: ties keep the older game first
+        return eps[:max(1, math.ceil(fraction * len(eps)))] if eps else []
+
+    def _episode(self, eid, transitions):
+        meta = {k: v for k, v in self.episodes[eid].items() if k not in ("n", "length")}
+        keys = ("obs", "action", "reward", "next_obs", "done")
+        return dict(meta, transitions=[{k: t[k] for k in keys} for t in transitions])
+
+    # --- persistence: part of an exact resume ---
+    def state_dict(self):
+        return {"capacity": self.capacity, "gamma": self.gamma, "data": self.data, "next": self.next,
+                "episodes": self.episodes, "next_episode": self.next_episode}
+
+    @classmethod
+    def from_state_dict(cls, state):
+        buf = cls(state["capacity"], state["gamma"])
+        buf.data, buf.next = list(state["data"]), state["next"]
+        buf.episodes = {int(k): dict(v) for k, v in state["episodes"].items()}
+        buf.next_episode = state["next_episode"]
+        return buf
+
+    def save(self, path):
+        """Plain Python containers through torch.save: loads with weights_only=True (no pickle of
+        arbitrary objects), so a checkpoint folder can be opened safely."""
+        torch.save(self.state_dict(), path)
+
+    @classmethod
+    def load(cls, path):
+        return cls.from_state_dict(torch.load(path, weights_only=True))
+
+    @classmethod
+    def from_dataset(cls, path, env, capacity=100_000, gamma=0.95):
+        """A buffer holding an LMRL-Gym JSON dataset (offline ArCHer, or prefilling online)."""
+        import envs
+        buf = cls(capacity, gamma)
+        buf.add_episodes(envs.load_dataset(path, env))
+        return buf

@@ -1,0 +1,196 @@
+"""The utterance-level critic: two Q heads and two V heads on a shared text encoder, the pure
+loss functions that train it, and a diagnostic that says whether it ranks utterances sensibly.
+
+ArCHer's high level (Zhou et al. 2024, Sec. 4) treats a whole utterance as one action and learns by
+TD from a replay buffer, off-policy:
+    Q(s, a) <- r + gamma * (1 - done) * V_target(s')            (Q objective, TD target)
+    V(s)    <- Q_target(s, a'),  a' ~ pi(.|s) freshly sampled    (V objective)
+    A(s, a)  = min(Q1, Q2)(s, a) - min(V1, V2)(s)               (what the actor maximises)
+Two heads of each, and the min over them, fight the over-estimation that a max-seeking actor would
+otherwise exploit (clipped double Q, as in TD3/SAC). The target critic is a Polyak average.
+The offline variant (IQL) reuses these pieces with `expectile_loss` for V.
+
+Run the tests:  python -m pytest -q tests/test_critic.py
+"""
+import copy
+import random
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def _mlp(d_in, hidden):
+    """Three layers, like the official critic heads: enough to read a pooled sentence vector."""
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, 1))
+
+
+class DoubleCritic(nn.Module):
+    """Q1, Q2, V1, V2 on one encoder (any HF encoder: BERT, RoBERTa, MiniLM, GPT-2 ...).
+
+    joint=False (the paper's layout): Q_i = MLP([enc(obs); enc(action)]), V_i = MLP(enc(obs)).
+    joint=True: Q_i = MLP(enc(obs + action)), the utterance read in its dialogue, so attention
+    can notice e.g. that the question was already asked; V_i = MLP(enc(obs)) as before.
+    A text's vector is the mean of the encoder's last hidden states over its real tokens (the
+    official code takes RoBERTa's pooler output; mean pooling suits every encoder, MiniLM was
+    trained for it, and a randomly initialised tiny encoder has no pooler)."""
+
+    def __init__(self, encoder, tokenizer, hidden=None, joint=False, max_tokens=512):
+        super().__init__()
+        self.encoder, self.joint, self.max_tokens = encoder, joint, max_tokens
+        # Own copy: the critic needs right padding (absolute positions start at the first token)
+        # and left truncation (keep the latest turns) whatever the actor does with its tokenizer.
+        self.tokenizer = copy.deepcopy(tokenizer)
+        self.tokenizer.padding_side, self.tokenizer.truncation_side = "right", "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        H = encoder.config.hidden_size
+        hidden = hidden or H
+        q_in = H if joint else 2 * H
+        self.q1, self.q2 = _mlp(q_in, hidden), _mlp(q_in, hidden)
+        self.v1, self.v2 = _mlp(H, hidden), _mlp(H, hidden)
+
+    def embed(self, texts):
+        """(B, H) mean-pooled float32 sentence vectors."""
+        texts = [t if t else " " for t in texts]  # an empty utterance must still have one token
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens,
+                             return_tensors="pt")
+        device = next(self.parameters()).device
+        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+        h = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, L, H)
+        m = mask.unsqueeze(-1).to(h.dtype)                                       # (B, L, 1)
+        return ((h * m).sum(1) / m.sum(1).clamp(min=1)).float()
+
+    def _q_input(self, observations, actions, h_obs):
+        if self.joint:
+            return self.embed([o + a for o, a in zip(observations, actions)])
+        return torch.cat([h_obs, self.embed(actions)], dim=-1)
+
+    def forward(self, observations, actions):
+        """-> q1, q2, v1, v2, each (B,)."""
+        observations, actions = list(observations), list(actions)
+        h_obs = self.embed(observations)
+        h_q = self._q_input(observations, actions, h_obs)
+        return (self.q1(h_q).squeeze(-1), self.q2(h_q).squeeze(-1),
+                self.v1(h_obs).squeeze(-1), self.v2(h_obs).squeeze(-1))
+
+    def q(self, observations, actions):
+        """-> q1, q2, each (B,)."""
+        observations, actions = list(observations), list(actions)
+        h_q = self._q_input(observations, actions, None if self.joint else self.embed(observations))
+        return self.q1(h_q).squeeze(-1), self.q2(h_q).squeeze(-1)
+
+    def v(self, observations):
+        """-> v1, v2, each (B,)."""
+        h_obs = self.embed(list(observations))
+        return self.v1(h_obs).squeeze(-1), self.v2(h_obs).squeeze(-1)
+
+
+# --- ArCHer critic losses (paper Sec. 4: Q by TD on V_target, V on Q_target at a' ~ pi) ---
+def td_target(reward, done, v_next, gamma):
+    """(B,) r + gamma * (1 - done) * V_target(s'). A finished game has no future: `done` cuts it."""
+    return reward + gamma * (1.0 - done.to(reward.dtype)) * v_next.detach()
+
+
+def q_loss(q1, q2, target1, target2):
+    """MSE of each Q head to its own TD target (targets detached: no gradient into the target)."""
+    return F.mse_loss(q1, target1.detach()) + F.mse_loss(q2, target2.detach())
+
+
+def v_loss(v1, v2, q1_target, q2_target):
+    """MSE of each V head to the target critic's Q at a fresh a' ~ pi(.|s): V(s) ~ E_pi Q(s, a')."""
+    return F.mse_loss(v1, q1_target.detach()) + F.mse_loss(v2, q2_target.detach())
+
+
+def expectile_loss(diff, expectile=0.9):
+    """IQL's asymmetric square, mean over the batch: |tau - 1(diff < 0)| * diff^2 with
+    diff = Q(s, a) - V(s). tau > 0.5 weighs positive residuals more, so V tracks an upper
+    expectile of Q over the dataset's actions: a soft max that never queries unseen actions."""
+    weight = torch.abs(expectile - (diff < 0).to(diff.dtype))   # (B,) tau above, 1 - tau below
+    return (weight * diff ** 2).mean()
+
+
+def advantage(q1, q2, v1, v2):
+    """(B,) A(s, a) = min(Q1, Q2) - min(V1, V2): pessimistic on both terms."""
+    return torch.minimum(q1, q2) - torch.minimum(v1, v2)
+
+
+@torch.no_grad()
+def polyak_update(target, online, tau):
+    """target <- (1 - tau) * target + tau * online, parameter by parameter (buffers are copied)."""
+    for t, o in zip(target.parameters(), online.parameters()):
+        t.lerp_(o.to(t.dtype), tau)
+    for t, o in zip(target.buffers(), online.buffers()):
+        t.copy_(o)
+
+
+def make_target(critic):
+    """A frozen copy of the critic (eval mode, no gradients), to be moved by polyak_update."""
+    target = copy.deepcopy(critic).eval()
+    target.requires_grad_(False)
+    return target
+
+
+# --- does the critic rank utterances like a player would? (for the README and the issue) ---
+def _run_on():
+    return "Is it " * 60 + "?"  # > 300 characters: the env answers it as invalid
+
+
+def critic_diagnostic(critic, env, episodes, gamma=0.95, max_states=64, seed=0, expert=None, batch_size=64):
+    """Within-state ranking accuracy of min(Q1, Q2): in states that have a history, is the scripted
+    expert's next utterance (`expert`, default envs.ScriptedPlayer(env, "expert")) scored above
+      rank/repeat:    a question already asked in that dialogue,
+      rank/invalid:   an utterance the env answers as invalid (a run-on, the collapse we fear),
+      rank/ruled_out: a guess of a secret the history has already ruled out?
+    0.5 is chance. Also q_mc_corr: Pearson correlation of Q(s, a) with the discounted Monte-Carlo
+    return over the episodes' own transitions (does Q track what actually happened?)."""
+    import envs  # only the diagnostic needs the games
+    rng = random.Random(seed)
+    expert = expert or envs.ScriptedPlayer(env, "expert", seed)
+    tails = (env.invalid_answer, "Yes.", "No.")
+    states = [(t["obs"], ep["secret"]) for ep in episodes for t in ep["transitions"]
+              if envs.parse_history(t["obs"], tails)]
+    states = rng.sample(states, min(max_states, len(states)))
+    triples = []  # (kind, obs, good utterance, bad utterance)
+    for obs, secret in states:
+        history = envs.parse_history(obs, tails)
+        good = expert([obs])[0]
+        triples.append(("repeat", obs, good, rng.choice(history)[0]))
+        bad = next((u for u in (_run_on(), "", "Это животное?") if env.answer(secret, u) == env.invalid_answer), None)
+        if bad is not None:
+            triples.append(("invalid", obs, good, bad))
+        ruled_out = [s for s in env.secrets if s != secret and any(env.answer(s, q) != a for q, a in history)]
+        if ruled_out:
+            triples.append(("ruled_out", obs, good, env.guess(rng.choice(ruled_out), rng)))
+    q_good = _q_min(critic, [t[1] for t in triples], [t[2] for t in triples], batch_size)
+    q_bad = _q_min(critic, [t[1] for t in triples], [t[3] for t in triples], batch_size)
+    out = {}
+    for kind in ("repeat", "invalid", "ruled_out"):
+        wins = [g > b for (k, *_), g, b in zip(triples, q_good, q_bad) if k == kind]
+        out[f"rank/{kind}"] = sum(wins) / len(wins) if wins else float("nan")
+    # Q against the Monte-Carlo return of the logged action, G_t = r_t + gamma * G_{t+1}.
+    obs, acts, returns = [], [], []
+    for ep in episodes:
+        g, rows = 0.0, []
+        for t in reversed(ep["transitions"]):
+            g = t["reward"] + gamma * g * (1.0 - float(t["done"]))
+            rows.append((t["obs"], t["action"], g))
+        obs += [o for o, _, _ in rows]
+        acts += [a for _, a, _ in rows]
+        returns += [g for _, _, g in rows]
+    pick = rng.sample(range(len(obs)), min(4 * max_states, len(obs)))
+    q = torch.tensor(_q_min(critic, [obs[i] for i in pick], [acts[i] for i in pick], batch_size))
+    mc = torch.tensor([returns[i] for i in pick])
+    out["q_mc_corr"] = torch.corrcoef(torch.stack([q, mc]))[0, 1].item() if len(pick) > 1 else float("nan")
+    out["n_states"] = len(states)
+    return out
+
+
+@torch.no_grad()
+def _q_min(critic, observations, actions, batch_size):
+    vals = []
+    for i in range(0, len(observations), batch_size):
+        q1, q2 = critic.q(observations[i:i + batch_size], actions[i:i + batch_size])
+        vals += torch.minimum(q1, q2).float().cpu().tolist()
+    return vals

