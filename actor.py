@@ -149,7 +149,7 @@ class Actor(nn.Module):
         # (with left padding that is the whole prompt).
         first = int(act.long().argmax(-1).min())
         out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos,
-                         logits_to_keep=L - first + 1, output_hidden_states=hidden)
+                         logits_to_keep=L - first + 1, output_hidden_states=hidden, use_cache=False)
         logits = out.logits[:, :-1].float()                    # (B, K, V) predict tokens first..L-1
         targets, mask = ids[:, first:], act[:, first:]         # (B, K)
         logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
