@@ -60,6 +60,7 @@ class CommonArgs:
     lora: bool = field(default=False, metadata={"help": "train LoRA adapters on the actor (needs peft)"})
     resume: bool = field(default=False, metadata={"help": "continue from out_dir/checkpoint.pt exactly"})
     device: str = field(default="", metadata={"help": "cuda or cpu (default: cuda when available)"})
+    threads: int = field(default=0, metadata={"help": "CPU threads for torch (0 = torch's default; 1 when running seeds side by side)"})
 
 
 def parse(args_cls, argv=None):
@@ -80,6 +81,8 @@ def parse(args_cls, argv=None):
     args.dataset = args.dataset or envs.default_dataset_path(args.env)
     args.out_dir = args.out_dir or os.path.join("runs", f"{args.env}-{args.algo}-s{args.seed}")
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     return args
 
 
@@ -126,20 +129,12 @@ def corpus(episodes):
 
 def build_actor(args, episodes):
     from actor import Actor
-    from models import ModelLoadError, load_tokenizer_and_lm
+    from models import ModelLoadError, load_tokenizer_and_lm, prepare_for_training
     try:
         tok, lm = load_tokenizer_and_lm(args.policy_lm, kind="causal", bf16=args.bf16, corpus=corpus(episodes))
+        lm = prepare_for_training(lm, args.gradient_checkpointing, args.lora)
     except ModelLoadError as e:
         fail(str(e))
-    if args.gradient_checkpointing:
-        lm.gradient_checkpointing_enable()
-        lm.config.use_cache = False
-    if args.lora:
-        try:
-            from peft import LoraConfig, get_peft_model  # imported only when asked for
-        except ImportError:
-            fail("--lora needs peft: pip install peft")
-        lm = get_peft_model(lm, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, task_type="CAUSAL_LM"))
     actor = Actor(lm, tok, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                   token_baseline=getattr(args, "token_baseline", False))
     return actor.to(args.device)

@@ -1,0 +1,70 @@
+"""train_online.py end to end: the script itself with a tiny budget, in a subprocess (CleanRL's
+smoke test), for both algorithms, plus exact resume and the one-line errors on bad input."""
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A few seconds of work: 4 games per iteration, 2 iterations, tiny models, 4 evaluation games.
+TINY = ["--preset", "tiny", "--env", "twenty_questions_subset", "--bc_steps", "3", "--rollout_size", "4",
+        "--critic_steps", "2", "--actor_steps", "1", "--batch_size", "4", "--critic_batch_size", "8",
+        "--warmup_iters", "1", "--eval_every", "1", "--eval_games", "4", "--max_new_tokens", "8",
+        "--threads", "1"]
+
+
+def run(*flags, check=True):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    p = subprocess.run([sys.executable, "train_online.py", *flags], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+    if check:
+        assert p.returncode == 0, p.stderr[-3000:]
+    return p
+
+
+def rows(out_dir):
+    with open(os.path.join(out_dir, "metrics.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("algo", ["archer", "filtered_bc"])
+def test_tiny_run_writes_metrics_curve_samples_and_checkpoint(tmp_path, algo):
+    out = str(tmp_path / algo)
+    run(*TINY, "--algo", algo, "--total_trajectories", "8", "--out_dir", out)
+    r = rows(out)
+    assert [int(float(x["trajectories"])) for x in r] == [0, 4, 8]  # the BC start, then each iteration
+    for key in ["iteration", "eval_return", "eval_success", "eval_return_greedy", "wall_s"]:
+        assert all(x[key] != "" for x in r)
+    assert all(-20 <= float(x["eval_return"]) <= 0 for x in r)
+    if algo == "archer":  # the actor trained in iteration 2 (after the 1-iteration warm-up)
+        assert r[2]["actor/loss"] != "" and r[2]["critic/q_loss"] != ""
+    for f in ["curve.png", "samples.txt", "checkpoint.pt", "args.json", "bc.pt"]:
+        assert os.path.getsize(os.path.join(out, f)) > 0
+    assert "Questions:" in open(os.path.join(out, "samples.txt")).read()
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
+    run(*TINY, "--total_trajectories", "12", "--out_dir", straight)
+    run(*TINY, "--total_trajectories", "8", "--out_dir", split)
+    run(*TINY, "--total_trajectories", "12", "--out_dir", split, "--resume")
+    a, b = rows(straight), rows(split)
+    assert len(a) == len(b) == 4
+    for key in ["trajectories", "eval_return", "eval_return_greedy", "train/return", "critic/q_loss", "actor/loss"]:
+        assert [x[key] for x in a] == [x[key] for x in b], key
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--env", "chess"], "unknown env 'chess'"),
+    (["--preset", "huge"], "unknown preset"),
+    (["--algo", "dqn"], "unknown --algo"),
+    (["--policy_lm", "/no/such/model"], "cannot load"),
+    (["--dataset", "/no/such.json"], "not found"),
+    (["--resume", "--out_dir", "/tmp/minarcher-no-such-run"], "no checkpoint"),
+])
+def test_bad_input_is_one_line_and_exit_2(flags, message):
+    p = run(*TINY, *flags, check=False)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert message in p.stderr.strip().splitlines()[-1]
