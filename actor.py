@@ -31,6 +31,15 @@ class Actor(nn.Module):
         for m in model.modules():
             if isinstance(m, nn.Dropout):
                 m.p = 0.0
+        # Forget the checkpoint's sampling defaults (top_k, top_p, repetition penalty, ...): since
+        # transformers 5 they fill in every option generate() is not given, and any of them would
+        # make sample() draw from something other than the pi whose log-probs we train.
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model  # under LoRA
+        if getattr(base, "generation_config", None) is not None:
+            from transformers import GenerationConfig
+            base.generation_config = GenerationConfig(
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id)
         # Token-level baseline (the paper's variant): b(s, a_<i) predicts A(s, a) from the hidden
         # state that also predicts token i, so A - b_i scores token i alone, with less variance.
         hidden = model.config.hidden_size
@@ -110,9 +119,7 @@ class Actor(nn.Module):
         stops = self.stop_token_ids()
         kwargs = dict(max_new_tokens=self.max_new_tokens, eos_token_id=stops, use_cache=True,
                       pad_token_id=self.tokenizer.pad_token_id, do_sample=not greedy)
-        if not greedy:
-            # top_k=0, top_p=1: sample from pi itself, whatever the checkpoint's generation_config
-            # says; a truncated distribution would make the log-probs we train on wrong.
+        if not greedy:  # top_k=0, top_p=1: the full distribution (transformers' default is top_k=50)
             kwargs.update(temperature=temperature, top_k=0, top_p=1.0)
         was_training = self.model.training
         self.model.eval()  # no dropout, and HF keeps the KV cache on (it drops it when checkpointing)

@@ -120,15 +120,19 @@ def test_sampling_cuts_at_newline_and_flags_truncation():
 
 
 def test_sampling_is_from_the_full_distribution_and_greedy_is_argmax():
-    a = tiny_actor(max_new_tokens=1)
-    texts = a.tokenizer.batch_decode([[i] for i in range(len(a.tokenizer))])
-    plain = [t.isascii() and t.strip() != "" and "\n" not in t for t in texts]  # printable tokens
-    logits = torch.tensor([0.0 if ok else -1e4 for ok in plain])
+    torch.manual_seed(0)
+    tok, lm = models.load_tokenizer_and_lm("tiny", corpus=CORPUS)
+    texts = tok.batch_decode([[i] for i in range(len(tok))])
+    plain = [i for i, t in enumerate(texts) if t.isascii() and t.strip() and "\n" not in t]
+    lm.generation_config.suppress_tokens = plain[40:]  # a checkpoint's sampling default: must not
+    a = Actor(lm, tok, max_new_tokens=1)                # leak into sample() (transformers 5 merges it)
+    logits = torch.full((len(tok),), -1e4)
+    logits[plain] = 0.0
     constant_logits(a, logits)  # uniform over ~100 printable tokens
     torch.manual_seed(0)
     seen = set(a.sample(["Questions:\n"] * 400))
-    assert sum(plain) > 90 and len(seen) > 80  # a hidden top_k=50 would allow at most 50
-    logits[a.tokenizer.convert_tokens_to_ids("Is")] = 5.0
+    assert len(plain) > 90 and len(seen) > 80  # top_k=50 (or the suppression) would allow <= 50
+    logits[tok.convert_tokens_to_ids("Is")] = 5.0
     constant_logits(a, logits)
     assert a.sample(["Questions:\n"] * 2, greedy=True) == ["Is", "Is"]
 
