@@ -43,7 +43,7 @@ REF_CM, REF_KG = VOCAB["reference_cm"], VOCAB["reference_kg"]
 PARTS = r"(head|hair|feet|foot|neck|wrist|hands?|fingers?|ears?|legs|waist|chest|torso|upper body)"
 # --- the oracle's table: the first pattern found in the question names the fact it asks about ---
 RULES = [  # (regex searched in the cleaned lower-case question, fact tag)
-    (r"\blive[sd]? (in|on|under) (the )?(water|sea|ocean)|\b(aquatic|underwater|in (the )?water|on (the )?water|float)", "in_water"),
+    (r"\blive[sd]? (in|on|under) (the )?(water|sea|ocean)|\b(aquatic|underwater|in (the )?water|on (the )?water|float)|\bin (the|a) (ocean|sea|lake|river)\b", "in_water"),
     (r"\bswim in\b", "body_of_water"), (r"\bswims?\b|\bswimming\b", "swims"),
     (r"\bsalt(y| water)", "salty"), (r"\bfresh ?water\b", "freshwater"), (r"\bflow(s|ing)?\b|\bcurrent\b", "flows"),
     (r"\b(in|from|outer) space\b|\bspace rock", "space"), (r"\bsky\b", "sky"),
@@ -55,43 +55,45 @@ RULES = [  # (regex searched in the cleaned lower-case question, fact tag)
     (r"\bbark(s|ing)?\b", "barks"), (r"\bmeow", "meows"), (r"\bmanes?\b", "mane"), (r"\bstripe", "stripes"),
     (r"\bhorns?\b", "horns"), (r"\bhoo(f|ves)", "hooves"), (r"\btrunks?\b", "trunk"), (r"\btails?\b", "tail"),
     (r"\b(fur|furry|hairy)\b", "fur"), (r"\bfuzz", "fuzzy"), (r"\bha(s|ve) (an? |any )?(eyes?|face|mouth|nose)\b", "face"),
-    (r"\b(grows?|growing|found|comes?) (on|in|from) (a |the )?trees?\b", "grows_on_trees"),
-    (r"\b(grows?|growing) (underground|under the ground|in the ground|in soil)|\broot vegetable", "grows_underground"),
+    (r"\b(grows?|grown|growing|found|comes?) (on|in|from) (a |the )?trees?\b", "grows_on_trees"),
+    (r"\b(grows?|grown|growing) (underground|under the ground|in the ground|in soil)|\broot vegetable", "grows_underground"),
     (r"\bvines?\b", "vine"), (r"\bleafy|\bleaves\b", "leaves"), (r"\bseeds?\b|\bpits?\b", "seeds"),
     (r"\bpeel", "peel"), (r"\bjuicy|\bjuice\b", "juicy"), (r"\bcitrus", "citrus"), (r"\btropical", "tropical"),
     (r"\bsweet", "sweet"), (r"\bprickl|\bspines?\b|\bspiky|\bthorn", "prickly"),
+    (r"\b(keeps?|makes?) (things |food )?cold|\bcool(s|ing)? (food|things)|\bfreez", "cold"),
+    (r"\b(heats?|heating|hot|warms? (up )?food)\b", "heats"),
     (r"\b(eat|eating|eaten) (with|from|off)\b|\bused (to|for) eat|\b(cutlery|silverware)\b", "eating"),
     (r"\b(drink|drinking) (from|out of|with)\b|\bused (to|for) drink", "drinking"),
     (r"\bsoup\b|\bliquids?\b|\bhold (water|liquid)", "liquids"),
     (r"\b(edible|eat|eaten|eating|food|taste|tasty|consume|snack)\b", "edible"),
     (r"\b(cook|cooking|cooks|cooked|bake|baking|fry|frying)\b", "cooking"),
-    (r"\b(keeps?|makes?) (things |food )?cold|\bcool(s|ing)? (food|things)|\bfreez", "cold"),
-    (r"\b(heats?|heating|gets? hot|warms? (up )?food)\b", "heats"),
+    (r"\bmov(e|es|ing)\b", "moves"),
     (r"\blives? (in|with) (a |the |your )?(house|home|people|humans|family)", "pet"),
     (r"\b(alive|living|life|organism|organic|breathe|breathes|grow|grows)\b|\blive\b", "alive"),
-    (r"\bman made|\bmade by (humans|people|man|a person)|\bmanufactured|\bartificial|\binvented|\bhuman made", "man_made"),
+    (r"\bman made|\bmade by (humans|people|man|a person)|\bmanufactured|\bartificial|\binvented|\bhuman made|\bused by (people|humans)\b", "man_made"),
     (r"\bnatural|\bnature\b", "natural"),
     (r"\bengines?\b", "engine"), (r"\bmotor", "motor"), (r"\b(fuel|gasoline|gas|petrol|diesel)\b", "fuel"),
     (r"\b(give|gives|emit|emits|produce|produces) (off )?light|\blight up|\bglow", "screen"),
     (r"\bplugged in|\bplug (it )?in|\bbatter(y|ies)|\belectric(ity|al)?\b|\bpowered\b|\bpower\b|\bcharg(e|ing)", "electricity"),
-    (r"\belectronic", "electronic"), (r"\b(screen|display)s?\b", "screen"),
+    (r"\belectronic|\btechnolog|\btech\b|\bdigital", "electronic"), (r"\b(screen|display)s?\b", "screen"),
     (r"\binternet|\bonline\b|\bapps?\b|\bweb\b", "internet"), (r"\b(phone )?calls?\b", "phone_calls"), (r"\bcommunicat", "communicate"),
     (r"\b(photos?|pictures?|photograph)", "photos"), (r"\bwatch (tv|shows|movies|videos)|\bshows\b|\bmovies\b", "shows"),
     (r"\b(computer part|part of a computer|peripheral|used with a computer|connect(s|ed)? to a computer)", "computer_part"),
-    (r"\bbuttons?\b", "buttons"), (r"\bkeys\b", "keys"), (r"\b(unlock|lock|locks)\b|\bopen (a )?doors?\b", "unlock"),
+    (r"\bbuttons?\b", "buttons"), (r"\bkeys\b|\bha(s|ve) a keyboard", "keys"), (r"\b(unlock|lock|locks)\b|\bopen (a )?doors?\b", "unlock"),
     (r"\bha(s|ve) (a |any )?doors?\b", "doors"), (r"\bopen(ed)?\b", "opens"),
     (r"\bwings?\b", "wings"), (r"\bfl(y|ies|ying)\b|\bairborne", "can_fly"), (r"\bwheels?\b", "wheels"),
+    (r"\b(repair|fix|build|construction|nails?|screws?|carpentry)\b", "repair"),
     (r"\b(rails|tracks|railway)\b", "rails"), (r"\b(road|roads|street|streets|drive|driven)\b", "road"),
-    (r"\bcargo|\bfreight|\bgoods\b", "cargo"), (r"\bride|\bpassengers?\b|\bcarry people", "ride"),
+    (r"\bcargo|\bfreight|\bgoods\b|\bcarr(y|ies) (things|stuff|loads)", "cargo"), (r"\bride|\bpassengers?\b|\bcarry people", "ride"),
     (r"\btransport|\btravel|\bget around|\bcommut", "transport"), (r"\bwindows?\b", "windows"), (r"\bseats?\b", "seats"),
     (rf"\b(wear|wore|worn|goes|go|put)\b.*\b(on|around|in) (the |your |a |one s )?{PARTS}\b|\b{PARTS}\b.*\b(wear|worn)\b", "_body_part"),
     (r"\bwarm|\bwinter\b|\bcold weather", "warm_clothing"), (r"\bpins?\b|\bpinned", "pinned"),
     (r"\b(wear|wears|wearing|worn|wearable|put on)\b", "worn"), (r"\bpairs?\b", "pair"),
-    (r"\bsports?\b|\bathletic|\bexercise|\bplay(ed)? (a )?game", "sports"), (r"\bkick", "kicked"),
+    (r"\bsports?\b|\bathlet|\bexercise|\bplay(ed)? (a )?game", "sports"), (r"\bkick", "kicked"),
     (r"\bstrings?\b|\bstringed", "strings"), (r"\bblow", "blow"), (r"\bbow\b", "bow"), (r"\bslide\b", "slide"),
     (r"\b(hit|strike|beat|bang)\b.*\bplay|\bpercussion|\bdrumsticks", "percussion"), (r"\bbrass\b", "brass"),
     (r"\b(music|musical|melody|melodies|songs?|listen|listening)\b|\bplay (it|them)\b", "music"),
-    (r"\bplay(ed)? with\b|\bfor (kids|children)\b|\bchildren play", "play"), (r"\bnoise|\bsounds?\b|\bloud\b", "sound"),
+    (r"\bplay(ed)? with\b|\bfor (kids|children)\b|\bchildren play", "play"), (r"\b(entertain|fun|enjoy)", "fun"), (r"\bnoise|\bsounds?\b|\bloud\b", "sound"),
     (r"\b(write|writing|writes|written)\b", "writing"), (r"\b(draw|drawing|sketch)", "drawing"), (r"\bink\b", "ink"),
     (r"\bpaint(ing|s)?\b", "paint"), (r"\b(art|artistic|arts and crafts)\b", "art_related"), (r"\bprint", "print"),
     (r"\b(math|calculat|numbers|arithmetic)", "math"), (r"\b(read|reading)\b", "reading"),
@@ -99,21 +101,21 @@ RULES = [  # (regex searched in the cleaned lower-case question, fact tag)
     (r"\b(office|work|job|business)\b", "office"), (r"\b(school|classroom|students?|homework)\b", "school"),
     (r"\bbedroom\b", "bedroom"), (r"\bliving room\b", "living_room"), (r"\bbathroom\b", "bathroom"),
     (r"\bkitchen\b", "kitchen"), (r"\bgardening\b|\bused (in|for) (the |a )?garden|\bgarden(ing)? tool", "gardening"),
-    (r"\bgardens?\b|\byard\b", "garden"), (r"\bdig(s|ging)?\b", "dig"), (r"\b(repair|fix|build|construction|nails?|screws?|carpentry)\b", "repair"),
+    (r"\bgardens?\b|\byard\b", "garden"), (r"\bdig(s|ging)?\b", "dig"),
     (r"\b(cut|cuts|cutting|slice|chop)\b", "cutting"), (r"\bblades?\b", "blade"), (r"\b(prongs?|tines?)\b", "prongs"),
     (r"\bhandles?\b", "handle"), (r"\b(sharp|pointy|pointed)\b", "sharp"),
-    (r"\bdanger|\bharm|\bhurt|\bdeadly|\bkill|\bbite\b", "dangerous"),
+    (r"\bdanger|\bweapon|\bharm|\bhurt|\bdeadly|\bkill|\bbite\b", "dangerous"),
     (r"\b(hold|holds|contain|contains|store|stores) (things|stuff|objects|items|food|water|clothes)|\bstorage\b|\bput (things|stuff|something) (in|inside)|\bcontainer", "container"),
     (r"\bdrawers?\b", "drawers"), (r"\bshel(f|ves)\b|\bbooks\b", "shelves"), (r"\bsurface\b|\bput (things|stuff) on", "surface"),
     (r"\bsleep|\blie (down )?on\b", "sleep"), (r"\bsit(s|ting)?\b|\bseating\b", "sit"),
-    (r"\bpocket", "pocket"), (r"\b(hold|carry|lift|pick) (it )?(up )?(in|with) (one|your|a|my) hands?|\bhandheld|\bpick (it )?up|\blift\b|\bcarry\b", "handheld"),
+    (r"\bha(s|ve) pockets", "pockets"), (r"\bpocket", "pocket"), (r"\b(hold|carry|lift|pick) (it )?(up )?(in|with) (one|your|a|my) hands?|\bhandheld|\bpick (it )?up|\blift\b|\bcarry\b", "handheld"),
     (r"\bheavy\b", "heavy"), (r"\blight( weight)?\b|\blightweight", "light"),
-    (r"\b(huge|enormous|gigantic|giant|massive)\b", "huge"), (r"\btiny\b", "tiny"),
+    (r"\b(huge|enormous|gigantic|giant|massive)\b", "huge"), (r"\btiny\b", "tiny"), (r"\btall\b", "tall"), (r"\b(shiny|shine|shines|sparkl)", "shiny"),
     (r"\b(big|large)\b", "big"), (r"\b(small|little)\b", "small"),
     (r"\bsoft|\bsquishy|\bfluffy", "soft"), (r"\b(hard|solid|rigid)\b", "hard"), (r"\bliquid|\bwet\b", "liquid"),
     (r"\b(round|spherical|circular|sphere|ball shaped)\b", "round"), (r"\b(long|thin|narrow|elongated|cylindrical)\b", "long"),
     (r"\bflat\b", "flat"), (r"\b(pieces|parts)\b", "pieces"), (r"\bchain", "chain"),
-    (r"\b(legs|leg)\b", "legs"), (r"\b(colorful|colourful|many colou?rs|different colou?rs|multicolou?red)\b", "many_colors"),
+    (r"\bfour legs\b", "four_legs"), (r"\btwo legs\b", "two_legs"), (r"\b(legs|leg)\b", "legs"), (r"\b(colorful|colourful|many colou?rs|different colou?rs|multicolou?red)\b", "many_colors"),
     (r"\bhousehold|\bindoors?\b|\binside\b|\bin (a|the|your) (house|home)\b|\bat home\b", "indoors"),
     (r"\boutdoors?\b|\boutside\b", "outdoors"),
 ]
@@ -139,7 +141,7 @@ def _rewrite(q):
                    r"could you tell me|tell me|is it true|i want to know|i wonder)( if| whether| that)?\b ?", "", q)
     q = re.sub(r"\b(the|this|that|your|my) (hidden |secret |mystery |target )?(object|thing|item|word|answer|entity)\b",
                "it", q)
-    q = re.sub(r"^(\w+) (this|that|they)\b", r"\1 it", q)
+    q = re.sub(r"^are it\b", "is it", re.sub(r"^(\w+) (this|that|they)\b", r"\1 it", q))
     q = re.sub(r"^it (is|can|does|has|was|will|could|would|might) ", r"\1 it ", q)
     q = re.sub(r"^(are you thinking (of|about)|(could|might|would|can|will|may) it (possibly |perhaps )?be|i guess|"
                r"my guess is|i think it is|i think its|is the answer|the answer is|is it maybe|is it perhaps)\b", "is it", q)
@@ -252,10 +254,14 @@ class TwentyQuestions(DialogueEnv):
         for k in (1, 2):
             head, tail = " ".join(words[:-k]), " ".join(words[-k:])
             tag = KINDS.get(tail) or KINDS.get(tail[:-1])
-            mod = _rule("is it " + head) if head and tag else None
+            tag = "any_tool" if tag == "tool" else tag  # a "writing tool" or "cutting tool" is not in Tools
+            mod = _rule("is it " + head) if head and tag and not set(words[:-k]) & STOP else None
             if mod is not None:
                 return ("all", tag, mod)
-        return None
+        m = re.match(r"^(.+?) ((that|which|you|used|found|made|with) .+)$", x)  # "an animal that lives in water"
+        tag = m and (KINDS.get(m.group(1)) or KINDS.get(m.group(1)[:-1]))
+        mod = _rule("is it " + m.group(2)) if tag else None
+        return ("all", tag, mod) if mod else None
 
     def _guessed(self, q):
         """The object a guess names ("is it a banana", "banana"), else None."""
@@ -320,11 +326,17 @@ def _derive(r):
     f |= {"_true"} | {"made:" + m for m in r["materials"]} | {"color:" + c for c in r["colors"]}
     f |= {t for t, ok in [("natural", "man_made" not in f), ("big", cm > 40), ("small", cm < 40), ("tiny", cm < 5),
                           ("huge", cm > 300), ("heavy", kg >= 10), ("light", kg < 1), ("handheld", kg <= 3 and cm <= 150),
-                          ("hard", not f & {"soft", "liquid", "animal"}), ("freshwater", "body_of_water" in f and "salty" not in f),
+                          ("hard", not f & {"soft", "liquid", "animal"}), ("tall", cm > 170),
+                          ("four_legs", "legs" in f and bool(f & {"animal", "furniture"})),
+                          ("two_legs", "legs" in f and not f & {"animal", "furniture"}),
+                          ("moves", bool(f & {"animal", "vehicle", "flows"})),
+                          ("writer", "writing" in f and "made:paper" not in f),
+                          ("shiny", bool(f & {"made:metal", "made:glass", "color:gold", "color:silver"}) and "animal" not in f), ("freshwater", "body_of_water" in f and "salty" not in f),
                           ("many_colors", "various" in r["colors"] or len(r["colors"]) >= 3)] if ok}
     f |= {t for t, src in [("motor", "engine"), ("fuzzy", "fur"), ("opens", "doors"), ("opens", "drawers"), ("face", "animal"),
                            ("art_related", "art"), ("art_related", "art_supply"), ("play", "toy"), ("play", "ball"),
-                           ("play", "pet"), ("communicate", "phone_calls"), ("communicate", "internet")] if src in f}
+                           ("play", "pet"), ("fun", "play"), ("fun", "instrument"), ("fun", "shows"), ("fun", "sports"), ("any_tool", "tool"), ("any_tool", "kitchen_tool"), ("any_tool", "garden_tool"),
+                           ("any_tool", "writer"), ("any_tool", "art_supply"), ("communicate", "phone_calls"), ("communicate", "internet")] if src in f}
     return frozenset(f)
 
 
