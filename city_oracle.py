@@ -47,6 +47,8 @@ UNGROUNDED = re.compile(
 STATE = r"(?i:province|state|prefecture|region|county|department|governorate|oblast|territory|district)"
 NAME_ASKED = re.compile(r" (name of (your|the|this) (city|hometown|town)|what (city|town) (is|are|do)|which "
                         r"(city|town) (is|are|do)|(city|hometown|town) (is )?(called|named)|your (citys|hometowns) name) ")
+WORD_NUMBERS = {"half a": 0.5, "a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+                "eight": 8, "nine": 9, "ten": 10, "twenty": 20}
 NOT_NAMES = {"capital", "metropolitan", "coastal", "autonomous", "special", "administrative", "federal", "the"}
 
 
@@ -237,8 +239,10 @@ def _open(c, q):
 def _population(c, q):
     n, say, t = c["population"], about(c["population"]), q.t
     scale = {"million": 1e6, "m": 1e6, "thousand": 1e3, "k": 1e3, "billion": 1e9}
+    raw = re.sub(r"\b(half a|a|one|two|three|four|five|six|seven|eight|nine|ten|twenty)\b(?= (million|thousand))",
+                 lambda w: str(WORD_NUMBERS[w.group(1)]), q.raw.lower())        # "a million" -> "1 million"
     nums = [float(x.replace(",", "")) * scale.get(u, 1) for x, u in re.findall(
-        r"(\d[\d,]*(?:\.\d+)?)\s*(million|m\b|thousand|k\b|billion)?", q.raw.lower())
+        r"(\d[\d,]*(?:\.\d+)?)\s*(million|m\b|thousand|k\b|billion)?", raw)
             if re.fullmatch(r"\d+(\.\d+)?", x.replace(",", ""))]
     if not q.yn:
         return f"About {say} people live in my city."

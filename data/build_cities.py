@@ -241,8 +241,9 @@ def country_table(gc):
         names = [c["name"], *(getattr(pc, a, "") for a in ("name", "official_name", "common_name"))]
         # altSpellings mixes native scripts and 2-3 letter codes ("CAN", "IND" are English
         # words once lower-cased): keep Latin-script spellings of 4+ letters only.
+        # A language name ("Thai") is not a name of the country.
         names += [a for a in ci.get("altSpellings", []) if len(a) >= 4 and fold(a).isascii()
-                  and "," not in a]
+                  and "," not in a and pycountry.languages.get(name=a) is None]
         names += EXTRA_COUNTRY_ALIASES.get(cc, [])
         names = dedupe(fold(n) for n in dedupe(names))
         sub = SUBREGION_OVERRIDE.get(cc) or ci.get("intermediateregion") or ci.get("subregion")
