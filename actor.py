@@ -117,8 +117,11 @@ class Actor(nn.Module):
         greedy = greedy or temperature == 0
         ids, attn, _ = self._pad([self._prompt_ids(o) for o in observations], side="left")
         stops = self.stop_token_ids()
+        # Rows that have finished are filled with a stop token, not the pad token: the filler is cut
+        # off anyway, and a pad token there trips HF's "padding without attention_mask" warning.
+        filler = next(t for t in stops if t != self.tokenizer.pad_token_id)
         kwargs = dict(max_new_tokens=self.max_new_tokens, eos_token_id=stops, use_cache=True,
-                      pad_token_id=self.tokenizer.pad_token_id, do_sample=not greedy)
+                      pad_token_id=filler, do_sample=not greedy)
         if not greedy:  # top_k=0, top_p=1: the full distribution (transformers' default is top_k=50)
             kwargs.update(temperature=temperature, top_k=0, top_p=1.0)
         was_training = self.model.training

@@ -91,6 +91,27 @@ def test_positive_advantage_raises_log_prob_negative_lowers_it():
         assert (after[0] - before[0]) * sign > 0.01
 
 
+def test_sampling_and_log_prob_are_the_same_distribution(actor):
+    """The crux of on-policy REINFORCE: the logits generate() samples from (batched, left-padded,
+    KV-cached) are exactly the log-probs token_log_probs trains on (teacher-forced, no cache)."""
+    tok = actor.tokenizer
+    words = [i for t, i in tok.get_vocab().items() if t.startswith("Ġ") and t[1:].isalpha()]
+    others = [i for i in range(len(tok)) if i not in words]  # sample " word" tokens only, so the
+    ids, attn, _ = actor._pad([actor._prompt_ids(o) for o in OBS], side="left")  # text re-tokenizes
+    torch.manual_seed(0)                                                         # to the same ids
+    out = actor.model.generate(input_ids=ids, attention_mask=attn, max_new_tokens=5, do_sample=True,
+                               top_k=0, suppress_tokens=others, output_logits=True,
+                               return_dict_in_generate=True, eos_token_id=None, pad_token_id=0)
+    new = out.sequences[:, ids.shape[1]:]                                          # (B, 5)
+    raw = torch.stack(out.logits, 1).log_softmax(-1)                               # (B, 5, V) unprocessed
+    sampled = raw.gather(-1, new.unsqueeze(-1)).squeeze(-1)                        # (B, 5)
+    utts = tok.batch_decode(new)
+    assert len(words) > 5 and [tok(u).input_ids for u in utts] == new.tolist()
+    with torch.no_grad():
+        logp, mask, _ = actor.token_log_probs(OBS, utts, return_hidden=False)
+    torch.testing.assert_close(logp[:, :5], sampled, atol=1e-5, rtol=1e-5)
+
+
 def constant_logits(actor, logits):
     """Make the LM ignore its input: logits == `logits` at every position (zero weight, bias)."""
     head = torch.nn.Linear(actor.model.config.n_embd, len(logits), bias=True)
