@@ -44,7 +44,9 @@ AREAS = [
     ("north_america north_american northern_america", "North America", {"continents": ["North America"]}),
     ("south_america south_american", "South America", {"continents": ["South America"]}),
     ("oceania australasia", "Oceania", {"continents": ["Oceania"]}),
-    ("americas", "the Americas", {"continents": ["North America", "South America"]}),
+    ("americas north_or_south_america north_and_south_america", "the Americas",
+     {"continents": ["North America", "South America"]}),
+    ("southern_cone", "the Southern Cone", {"country_code": ["AR", "CL", "UY", "PY"]}),
     ("latin_america latin_american", "Latin America",
      {"subregion": ["South America", "Central America", "Caribbean"], "country_code": ["MX"]}),
     ("central_america central_american", "Central America", {"subregion": ["Central America"]}),
@@ -65,6 +67,9 @@ AREAS = [
     ("southern_europe south_europe", "Southern Europe", {"subregion": ["Southern Europe"]}),
     ("central_europe", "Central Europe", {"country_code": ["DE", "HU", "PL", "CZ", "AT", "CH", "SK"]}),
     ("scandinavia nordic", "Scandinavia", {"country_code": ["SE", "NO", "DK", "FI", "IS"]}),
+    ("european_union eu", "the European Union", {"country_code": "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV "
+                                                                "LT LU MT NL PL PT RO SK SI ES SE".split()}),
+    ("arab_world arab_country arab_countries arab_league", "the Arab world", {"official_languages": ["Arabic"]}),
     ("north_africa northern_africa north_african", "North Africa", {"subregion": ["Northern Africa"]}),
     ("west_africa western_africa west_african", "West Africa", {"subregion": ["Western Africa"]}),
     ("east_africa eastern_africa east_african", "East Africa", {"subregion": ["Eastern Africa"]}),
@@ -83,6 +88,14 @@ LANG_ALIASES = {"mandarin": "Chinese", "farsi": "Persian", "bahasa": "Indonesian
 EXTRA_LANGS = ["Swedish", "Greek", "Polish", "Czech", "Hebrew", "Norwegian", "Danish", "Finnish", "Zulu", "Latin"]
 # Places outside the table whose names contain a city's name: matched first, so they hide it.
 OTHER_PLACES = ["new mexico", "rio grande", "san salvador", "santiago de cuba", "santiago de compostela"]
+KOPPEN = {"A": "a tropical climate, warm all year", "B": "a dry, arid or semi-arid climate",
+          "C": "a temperate climate with mild winters", "D": "a continental climate with cold winters"}
+# Number words in population questions ("a million", "ten million").
+WORD_NUMBERS = {"half a": 0.5, "a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+                "eight": 8, "nine": 9, "ten": 10, "twenty": 20}
+# Words that look like region names in "the Capital Region", "the Metropolitan area".
+NOT_NAMES = {"capital", "metropolitan", "coastal", "autonomous", "special", "administrative", "federal", "the"}
+SIDE = {"N": "north", "S": "south", "E": "east", "W": "west"}
 DIRS = {"north": "N", "northern": "N", "south": "S", "southern": "S", "east": "E", "eastern": "E", "west": "W",
         "western": "W", "central": "C", "centre": "C", "center": "C", "middle": "C", "northeast": "NE",
         "northeastern": "NE", "northwest": "NW", "northwestern": "NW", "southeast": "SE", "southeastern": "SE",
@@ -152,6 +165,15 @@ class Question:
 
     def pick(self, oks):
         return any(oks) if self.either else all(oks)
+
+    def numbers(self):
+        """The amounts in the question: "over a million, under 2.5m" -> [1e6, 2.5e6]."""
+        scale = {"million": 1e6, "m": 1e6, "thousand": 1e3, "k": 1e3, "billion": 1e9}
+        raw = re.sub(r"\b(half a|a|one|two|three|four|five|six|seven|eight|nine|ten|twenty)\b(?= (million|thousand))",
+                     lambda w: str(WORD_NUMBERS[w.group(1)]), self.raw.lower())
+        return [float(x.replace(",", "")) * scale.get(u, 1) for x, u in re.findall(
+            r"(\d[\d,]*(?:\.\d+)?)\s*(million|m\b|thousand|k\b|billion)?", raw)
+            if re.fullmatch(r"\d+(\.\d+)?", x.replace(",", ""))]
 
 
 def km(a, b):

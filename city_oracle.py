@@ -1,11 +1,9 @@
 """The Guess My City oracle: answers a free-form question about a city from its fact sheet.
 
 LMRL-Gym's Guess My City (used by ArCHer, arXiv 2402.19446) lets GPT-3.5 play the hidden city,
-which costs API calls and sometimes lies. Here the city answers from data/cities.json (built by
-data/build_cities.py from GeoNames, countryinfo, pycountry and a curated table), so answers are
-free, reproducible and true. A question is read once (`Question`: one longest-first scan finds
-every city, country, region, sea, language... it names), then these steps run in order and the
-first that applies answers:
+which costs API calls and sometimes lies. Here the city answers from its fact sheet (city_facts.py),
+so answers are free, reproducible and true. A question is read once (city_facts.Question), then
+these steps run in order and the first that applies answers:
 
   1. a city named: the secret -> "Yes, that is my city."; another -> no, or how far away it is;
      the name asked for -> refused
@@ -30,11 +28,9 @@ Used by guess_city.py (the game); check it against real dialogues with eval_city
 """
 import re
 
-from city_facts import (AREAS, CITIES, COUNTRIES, DIRS, DONT_KNOW, TAGS, Question, about, has, in_area, km,
-                        norm, people, sides, the)
+from city_facts import (AREAS, CITIES, COUNTRIES, DIRS, DONT_KNOW, KOPPEN, NOT_NAMES, TAGS,
+                        SIDE, Question, about, has, in_area, km, norm, people, sides, the)
 
-KOPPEN = {"A": "a tropical climate, warm all year", "B": "a dry, arid or semi-arid climate",
-          "C": "a temperate climate with mild winters", "D": "a continental climate with cold winters"}
 # Topics the fact sheet cannot ground: "I don't know." rather than a guess. Long stems match word
 # starts ("industr" -> industrial); short words match whole (so "hub" does not fire on "Hubei").
 UNGROUNDED = re.compile(
@@ -47,9 +43,7 @@ UNGROUNDED = re.compile(
 STATE = r"(?i:province|state|prefecture|region|county|department|governorate|oblast|territory|district)"
 NAME_ASKED = re.compile(r" (name of (your|the|this) (city|hometown|town)|what (city|town) (is|are|do)|which "
                         r"(city|town) (is|are|do)|(city|hometown|town) (is )?(called|named)|your (citys|hometowns) name) ")
-WORD_NUMBERS = {"half a": 0.5, "a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-                "eight": 8, "nine": 9, "ten": 10, "twenty": 20}
-NOT_NAMES = {"capital", "metropolitan", "coastal", "autonomous", "special", "administrative", "federal", "the"}
+
 
 
 def yes(ok, if_yes, if_no=None):
@@ -83,6 +77,11 @@ def _cities(c, q):
         other = CITIES[cities[0]]
         if UNGROUNDED.search(q.t):                           # 'referred to as "Little Paris"'
             return ""
+        more, less = has(q.t, "bigger", "larger", "more populous"), has(q.t, "smaller", "less populous")
+        if (more or less) and has(q.t, "than"):     # "Is your city bigger than Paris?" (by population)
+            m, f = ("more", "fewer") if more else ("fewer", "more")
+            return yes((c["population"] > other["population"]) == more, f"my city has {m} people than that city",
+                       f"my city has {f} people than that city")
         if has(q.t, "same country"):
             return yes(other["country_code"] == c["country_code"], "my city is in the same country as that city",
                        "my city is in another country")
@@ -139,6 +138,9 @@ def _facts(c, q):
         if q.names("area") or q.names("region") or re.search(STATE, t) or has(
                 t, "one", "world", "continent", "second", "third", "fourth", "2nd", "3rd"):
             return ""
+        ccs = [v for vs in q.names("country") for v in vs]
+        if ccs and c["country_code"] not in ccs:
+            return "No, my city is not in that country."
         return yes(c["largest_in_country"], "my city is the largest city in its country",
                    "my city is not the largest city in its country")
     langs = [vs[0] for vs in q.names("lang")]
@@ -176,6 +178,8 @@ def _facts(c, q):
         return _globe(c, q)
     if has(t, "island", "islands") or (q.names("island") and not q.names("country")):
         return _island(c, q)
+    if has(t, "climate", "weather"):
+        return None                                 # "a Mediterranean climate" is not a sea
     if q.names("water") or re.search(r" (coast|coastal|coastline|sea|seas|ocean|beach|beaches|port|harbou?r|seaside|"
                                      r"shore|landlocked|inland|river|rivers|lake|bay|gulf|strait|water|waterfront) ", t):
         return _water(c, q)
@@ -184,11 +188,12 @@ def _facts(c, q):
 def _places(c, q):
     """Step 5: countries, regions and world regions named, maybe with a direction."""
     verdicts = []
-    for kind, vs in dict.fromkeys((k, tuple(vs)) for _, tags in q.found for k in ("country", "region", "area")
-                                  for vs in [[v for kk, v in tags if kk == k]] if vs):
-        if kind == "country":
+    for p, kind, vs in dict.fromkeys((p, k, tuple(vs)) for p, tags in q.found for k in ("country", "region", "area")
+                                     for vs in [[v for kk, v in tags if kk == k]] if vs):
+        if kind == "country":                       # one name, two countries: "Korea", "Congo"
             ok = c["country_code"] in vs
-            verdicts.append((ok, the(COUNTRIES[c["country_code"] if ok else vs[0]]["name"]), kind))
+            shown = COUNTRIES[c["country_code"]]["name"] if ok else COUNTRIES[vs[0]]["name"] if len(vs) == 1 else p.title()
+            verdicts.append((ok, the(shown), kind))
         elif kind == "region":
             verdicts.append((any(v in c["regions"] for v in vs), vs[0], kind))
         else:
@@ -238,12 +243,7 @@ def _open(c, q):
 # --- helpers for the longer topics ---
 def _population(c, q):
     n, say, t = c["population"], about(c["population"]), q.t
-    scale = {"million": 1e6, "m": 1e6, "thousand": 1e3, "k": 1e3, "billion": 1e9}
-    raw = re.sub(r"\b(half a|a|one|two|three|four|five|six|seven|eight|nine|ten|twenty)\b(?= (million|thousand))",
-                 lambda w: str(WORD_NUMBERS[w.group(1)]), q.raw.lower())        # "a million" -> "1 million"
-    nums = [float(x.replace(",", "")) * scale.get(u, 1) for x, u in re.findall(
-        r"(\d[\d,]*(?:\.\d+)?)\s*(million|m\b|thousand|k\b|billion)?", raw)
-            if re.fullmatch(r"\d+(\.\d+)?", x.replace(",", ""))]
+    nums = q.numbers()
     if not q.yn:
         return f"About {say} people live in my city."
     if has(t, "megacity"):
@@ -266,7 +266,7 @@ def _language(c, q, asked):
     if not q.yn or not asked:
         return f"The main language of my city is {main}."
     strict = has(q.t, "main", "primary", "predominant", "dominant", "official", "first", "native", "most",
-                 "majority", "national")
+                 "majority", "national", "speaking")                     # "a Spanish-speaking country"
     level = {lang: 0.5 for lang in c["other_languages"]} | {lang: 1 for lang in c["languages"]} | \
         {lang: 2 for lang in c["official_languages"]} | {main: 3}
     good = [lang for lang in asked if level.get(lang, 0) >= (2 if strict else 0.5)]
@@ -293,9 +293,8 @@ def _globe(c, q):
         north, x = not re.search(r" (south|below|lower|less) ", t), float(m.group(1))
         side = f"{'north' if north else 'south'} of latitude {x:g}"
         return yes((lat > x) == north, f"my city lies {side}", f"my city does not lie {side}")
-    for side, test, half in (("northern", lat > 0, ns), ("southern", lat < 0, ns), ("eastern", lon > 0, ew),
-                             ("western", lon < 0, ew), ("north of the equator", lat > 0, ns),
-                             ("south of the equator", lat < 0, ns)):
+    for side, test, half in (("northern", lat > 0, ns), ("southern", lat < 0, ns), ("eastern", lon > 0, ew), ("western",
+                             lon < 0, ew), ("north of the equator", lat > 0, ns), ("south of the equator", lat < 0, ns)):
         if has(t, side):
             return yes(test, f"my city is in the {half} hemisphere")
     if has(t, "tropics", "tropic"):
@@ -317,8 +316,7 @@ def _island(c, q):
             return ""                                             # no data on sides of islands
         return yes(c["coastal"], f"my city is on the coast of {c['island']}", "my city is not on the coast")
     if named:
-        ok = c["island"] in islands
-        return yes(ok, f"my city is on {c['island']}", f"my city is not on {islands[0] if islands else 'that island'}")
+        return yes(c["island"] in islands, f"my city is on {c['island']}", f"my city is not on {(islands or ['that island'])[0]}")
     # A city on its country's big main island (Java, Honshu) is "on the mainland" in everyday
     # speech; island cities (Singapore, Mumbai, Havana) are the ones on "an island".
     return yes(c["island_city"], "my city is on an island", "my city is not on a small island; it is on a mainland")
@@ -357,9 +355,8 @@ def _water(c, q):
             return "No, my city is not on the coast."
         if q.names("area") or q.names("region"):
             return ""
-        have, ns, ew = sides(c, local=True)
-        asked = q.dirs & set("NSEW")
-        where = "/".join(sorted(asked))
+        (have, ns, ew), asked = sides(c, local=True), q.dirs & set("NSEW")
+        where = "-".join(SIDE[d] for d in sorted(asked, key="NSEW".index))
         return "" if not asked <= ns | ew else yes(asked <= have, f"my city is on the {where} coast of its country",
                                                    f"my city is not on the {where} coast of its country")
     if not q.yn:
@@ -371,8 +368,7 @@ def _direction(c, dirs):
     have, ns, ew = sides(c)
     if not dirs <= ns | ew | ({"C"} if ns | ew else set()):
         return ""                          # a city-state, or east/west of a long thin country
-    where = "the centre" if "C" in dirs else "the " + "-".join(
-        {"N": "north", "S": "south", "E": "east", "W": "west"}[d] for d in sorted(dirs, key="NSEW".index))
+    where = "the centre" if "C" in dirs else "the " + "-".join(SIDE[d] for d in sorted(dirs, key="NSEW".index))
     return yes("C" in have if "C" in dirs else dirs <= have, f"my city is in {where} of its country",
                f"my city is not in {where} of its country")
 
@@ -392,6 +388,8 @@ def _climate(c, q):
              ("cold freezing harsh_winter harsh_winters", "has cold winters", "does not have cold winters", cold),
              ("snow snowy", "gets snow in winter", "does not get snow", True if k == "D" else False if k == "A" else None),
              ("four_seasons", "has four seasons", "does not have four seasons", True if k in "CD" else None),
+             ("mediterranean", "has a Mediterranean climate", "does not have a Mediterranean climate",
+              None if k == "C" else False),
              ("hot warm", "is warm most of the year", "is not warm most of the year", warm),
              ("humid rain rainy monsoon", "gets plenty of rain", "is dry", True if k == "A" else False if k == "B" else None)]
     for words, said_yes, said_no, ok in tests:
