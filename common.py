@@ -72,7 +72,8 @@ def parse(args_cls, argv=None):
     if preset:
         if preset not in PRESETS:
             fail(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        parser.set_defaults(**PRESETS[preset])
+        # A script may adjust a preset for its own loop (train_offline.py has no rollouts).
+        parser.set_defaults(**{**PRESETS[preset], **getattr(args_cls, "preset_overrides", {}).get(preset, {})})
     args = parser.parse_args_into_dataclasses(argv)[0]
     # --- derived values, all in one visible block ---
     if args.env not in envs.REGISTRY:
@@ -156,17 +157,17 @@ def bc_pairs(episodes):
     return [(t["obs"], t["action"]) for ep in episodes for t in ep["transitions"]]
 
 
-def behaviour_clone(actor, pairs, steps, batch_size, lr, rng, desc="bc", weights=None):
-    """Maximise log p(utterance | observation) over (obs, utterance) pairs; optional per-pair
-    weights turn it into AWR (train_offline.py). Returns the mean loss of the last 50 steps."""
+def behaviour_clone(actor, pairs, steps, batch_size, lr, rng, desc="bc", weight_fn=None, opt=None):
+    """Maximise log p(utterance | observation) over (obs, utterance) pairs, per token so long and
+    short utterances weigh alike. weight_fn(obs, utterances) -> (B,) weights turns it into
+    advantage-weighted regression (train_offline.py). Returns the mean loss of the last 50 steps."""
     from tqdm import tqdm
-    opt = torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=lr)
+    opt = opt or torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=lr)
     losses = []
     for _ in tqdm(range(steps), desc=desc, leave=False):
-        idx = [rng.randrange(len(pairs)) for _ in range(min(batch_size, len(pairs)))]
-        obs, acts = zip(*[pairs[i] for i in idx])
-        logp = actor.log_prob(list(obs), list(acts), reduce="mean")  # (B,) mean over tokens
-        w = torch.ones_like(logp) if weights is None else torch.tensor([weights[i] for i in idx], device=logp.device)
+        obs, acts = map(list, zip(*[pairs[rng.randrange(len(pairs))] for _ in range(min(batch_size, len(pairs)))]))
+        logp = actor.log_prob(obs, acts, reduce="mean")  # (B,) mean log-prob per token
+        w = torch.ones_like(logp) if weight_fn is None else weight_fn(obs, acts).to(logp)
         loss = -(w * logp).mean()
         opt.zero_grad()
         loss.backward()
@@ -192,13 +193,13 @@ def dialogue_text(ep):
 class RunLog:
     """metrics.csv (one row per evaluation), curve.png (eval return vs trajectories), samples.txt."""
 
-    def __init__(self, out_dir, resume=False):
+    def __init__(self, out_dir, resume=False, x="trajectories"):
         os.makedirs(out_dir, exist_ok=True)
-        self.out_dir, self.path = out_dir, os.path.join(out_dir, "metrics.csv")
+        self.out_dir, self.path, self.x = out_dir, os.path.join(out_dir, "metrics.csv"), x
         self.rows = []
         if resume and os.path.exists(self.path):
             with open(self.path) as f:
-                self.rows = [{k: float(v) if v not in ("", None) else float("nan") for k, v in r.items()}
+                self.rows = [{k: float(v) if v not in ("", None) else "" for k, v in r.items()}
                              for r in csv.DictReader(f)]
 
     def log(self, row, samples=()):
@@ -209,7 +210,7 @@ class RunLog:
             w.writeheader()
             w.writerows(self.rows)
         with open(os.path.join(self.out_dir, "samples.txt"), "a") as f:
-            f.write(f"=== iteration {row['iteration']:.0f}, trajectories {row['trajectories']:.0f}\n")
+            f.write(f"=== iteration {row['iteration']:.0f}, {self.x} {row[self.x]:.0f}\n")
             f.writelines(dialogue_text(ep) + "\n" for ep in samples)
         self.plot()
 
@@ -218,11 +219,11 @@ class RunLog:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(5, 3.5))
-        x = [r["trajectories"] for r in self.rows]
+        x = [r[self.x] for r in self.rows]
         ax.plot(x, [r["eval_return"] for r in self.rows], marker="o", label="sampled")
         if "eval_return_greedy" in self.rows[-1]:
             ax.plot(x, [r.get("eval_return_greedy", np.nan) for r in self.rows], marker=".", ls="--", label="greedy")
-        ax.set_xlabel("trajectories collected")
+        ax.set_xlabel({"trajectories": "trajectories collected"}.get(self.x, self.x.replace("_", " ")))
         ax.set_ylabel("eval return")
         ax.legend()
         ax.grid(alpha=0.3)

@@ -123,7 +123,6 @@ def main(argv=None):
     actor_opt = torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=args.actor_lr)
     critic_opt = torch.optim.AdamW(critic.parameters(), lr=args.critic_lr) if critic else None
     buffer = ReplayBuffer(args.capacity, args.gamma)
-    collected = []  # filtered_bc: every game so far
     log, iteration, trajectories = common.RunLog(args.out_dir, resume=args.resume), 0, 0
     if args.resume:
         actor.load_state_dict(state["actor"])
@@ -133,10 +132,10 @@ def main(argv=None):
             target.load_state_dict(state["target"])
             critic_opt.load_state_dict(state["critic_opt"])
         buffer = ReplayBuffer.load(os.path.join(args.out_dir, "buffer.pt"))
-        collected, iteration, trajectories = state["collected"], state["iteration"], state["trajectories"]
+        iteration, trajectories = state["iteration"], state["trajectories"]
         rng.setstate(state["rng_loop"])
         common.set_rng_state(state["rng"])
-    elif args.prefill:
+    elif args.prefill and args.algo == "archer":  # filtered BC imitates its own games only
         buffer.add_episodes(data)
     timer, wall0 = common.Timer(), log.rows[-1]["wall_s"] if log.rows else 0.0
 
@@ -152,7 +151,7 @@ def main(argv=None):
                                critic=critic.state_dict() if critic else None,
                                target=target.state_dict() if critic else None,
                                critic_opt=critic_opt.state_dict() if critic else None,
-                               reference=reference.state_dict(), collected=collected, iteration=iteration,
+                               reference=reference.state_dict(), iteration=iteration,
                                trajectories=trajectories, rng_loop=rng.getstate(), rng=common.rng_state(),
                                args=common.args_dict(args))
         return row
@@ -166,8 +165,8 @@ def main(argv=None):
         trajectories += len(episodes)
         iteration += 1
         stats = {"train/return": envs.summarize(episodes)["mean_return"]}
+        buffer.add_episodes(episodes)
         if args.algo == "archer":
-            buffer.add_episodes(episodes)
             for _ in range(args.critic_steps):
                 stats.update(critic_update(critic, target, actor, critic_opt,
                                            buffer.sample(args.critic_batch_size, rng), args))
@@ -176,10 +175,9 @@ def main(argv=None):
                     obs = buffer.sample(args.batch_size, rng)["obs"]
                     stats.update(actor_update(actor, reference, critic, actor_opt, obs, args))
         else:  # --- online filtered BC baseline: imitate the best games collected so far ---
-            collected += episodes
-            keep = sorted(collected, key=lambda e: -e["return"])[: max(1, int(args.filter_top * len(collected)))]
-            stats["actor/loss"] = common.behaviour_clone(actor, common.bc_pairs(keep), args.actor_steps,
-                                                         args.batch_size, args.actor_lr, rng, desc="fbc")
+            keep = common.bc_pairs(buffer.top_episodes(args.filter_top))
+            stats["actor/loss"] = common.behaviour_clone(actor, keep, args.actor_steps, args.batch_size,
+                                                         args.actor_lr, rng, desc="fbc", opt=actor_opt)
         bar.update(len(episodes))
         if iteration % args.eval_every == 0 or trajectories >= args.total_trajectories:
             row = evaluate_and_save(stats)

@@ -1,0 +1,167 @@
+"""Offline ArCHer (Zhou et al. 2024, Sec. 4.3): learn from a fixed dataset of dialogues, no env in
+the loop except for evaluation. The critic by implicit Q-learning (IQL), the actor by
+advantage-weighted regression (AWR); and the paper's offline baselines on the same data and budget.
+
+    python train_offline.py --preset tiny --env twenty_questions                   # IQL + AWR
+    python train_offline.py --preset tiny --env twenty_questions --algo filtered_bc
+    python train_offline.py --preset tiny --env guess_city \\
+        --dataset ../shared/data/guess_my_city_dialogues_dev.json                    # real dialogues
+    python train_offline.py --preset tiny --resume --out_dir runs/<run>              # continue
+
+--algo:
+    archer         IQL critic (V by expectile 0.9 of Q at the dataset's utterance) + AWR actor
+    sarsa_awr      the same with expectile 0.5: V fits the dataset policy's value (SARSA)
+    iql_reinforce  IQL critic + the online actor update (fresh samples, policy gradient); start it
+                   from BC (--bc_steps) so its samples are questions at all
+    bc             behaviour cloning on every dialogue
+    filtered_bc    behaviour cloning on the top 10% of dialogues by return
+Every row gets `iterations * actor_steps` actor steps; the critic rows also take `critic_steps` per
+iteration. Evaluation plays the live env on the same fixed games as train_online.py.
+"""
+import os
+import random
+from dataclasses import dataclass, field
+
+import torch
+from tqdm import tqdm
+
+import common
+import envs
+from actor import awr_weights
+from buffer import ReplayBuffer
+from critic import advantage, expectile_loss, polyak_update, q_loss, td_target
+from train_online import actor_update
+
+ALGOS = ("archer", "sarsa_awr", "iql_reinforce", "bc", "filtered_bc")
+
+
+@dataclass
+class Args(common.CommonArgs):
+    algo: str = field(default="archer", metadata={"help": f"one of {', '.join(ALGOS)}"})
+    iterations: int = field(default=40, metadata={"help": "training iterations (an evaluation every eval_every)"})
+    critic_steps: int = field(default=50, metadata={"help": "critic steps per iteration"})
+    actor_steps: int = field(default=25, metadata={"help": "actor steps per iteration (the same for every algo)"})
+    critic_batch_size: int = field(default=256, metadata={"help": "critic batch size"})
+    actor_lr: float = field(default=1e-4, metadata={"help": "actor learning rate (BC, AWR, policy gradient)"})
+    critic_lr: float = field(default=2e-5, metadata={"help": "critic learning rate"})
+    tau: float = field(default=0.1, metadata={"help": "Polyak rate of the target critic"})
+    expectile: float = field(default=0.9, metadata={"help": "IQL expectile for V (sarsa_awr uses 0.5)"})
+    beta: float = field(default=1.0, metadata={"help": "AWR temperature: weights exp(beta * A)"})
+    max_weight: float = field(default=20.0, metadata={"help": "AWR weights are clipped here"})
+    filter_top: float = field(default=0.1, metadata={"help": "filtered_bc: fraction of the best dialogues kept"})
+    critic_joint: bool = field(default=True, metadata={"help": "encode observation and utterance together for Q"})
+    # used by iql_reinforce through train_online.actor_update
+    kl_coef: float = field(default=0.1, metadata={"help": "iql_reinforce: per-token KL to the BC start"})
+    truncation_penalty: float = field(default=1.0, metadata={"help": "iql_reinforce: penalty for run-on samples"})
+    normalize_adv: bool = field(default=True, metadata={"help": "iql_reinforce: unit-std advantages"})
+    token_baseline: bool = field(default=False, metadata={"help": "iql_reinforce: token-level baseline"})
+
+    # Offline runs have no rollouts: more actor steps per iteration, a budget in iterations.
+    preset_overrides = {"tiny": dict(iterations=30, critic_steps=20, actor_steps=20, eval_every=5, bc_steps=300),
+                        "paper": dict(iterations=40, critic_steps=50, actor_steps=25)}
+
+
+# --- offline ArCHer critic update (IQL): TD for Q, expectile regression for V, then Polyak ---
+def iql_update(critic, target, opt, batch, args, expectile):
+    obs, acts = batch["obs"], batch["action"]
+    reward = torch.tensor(batch["reward"], dtype=torch.float32, device=args.device)  # (B,)
+    done = torch.tensor(batch["done"], dtype=torch.float32, device=args.device)      # (B,)
+    with torch.no_grad():
+        tv1, tv2 = target.v(batch["next_obs"])                    # (B,) V_target_i(s')
+        tq1, tq2 = target.q(obs, acts)                            # (B,) Q_target_i(s, a_data)
+    q1, q2, v1, v2 = critic(obs, acts)
+    lq = q_loss(q1, q2, td_target(reward, done, tv1, args.gamma), td_target(reward, done, tv2, args.gamma))
+    lv = expectile_loss(tq1 - v1, expectile) + expectile_loss(tq2 - v2, expectile)
+    opt.zero_grad()
+    (lq + lv).backward()
+    torch.nn.utils.clip_grad_norm_(critic.parameters(), 1.0)
+    opt.step()
+    polyak_update(target, critic, args.tau)
+    return {"critic/q_loss": lq.item(), "critic/v_loss": lv.item(), "critic/q_mean": q1.mean().item()}
+
+
+def main(argv=None):
+    args = common.parse(Args, argv)
+    if args.algo not in ALGOS:
+        common.fail(f"unknown --algo {args.algo!r}; choose one of {', '.join(ALGOS)}")
+    ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
+    common.seed_everything(args.seed)
+    env = envs.make(args.env)
+    data = common.load_data(args, env)
+    rng = random.Random(args.seed)
+    actor = common.build_actor(args, data)
+    uses_critic = args.algo in ("archer", "sarsa_awr", "iql_reinforce")
+    critic, target = common.build_critic(args, data) if uses_critic else (None, None)
+    expectile = 0.5 if args.algo == "sarsa_awr" else args.expectile
+    buffer = ReplayBuffer(capacity=10**7, gamma=args.gamma)
+    buffer.add_episodes(data)
+    pairs = common.bc_pairs(buffer.top_episodes(args.filter_top) if args.algo == "filtered_bc" else data)
+
+    if not args.resume:
+        common.write_args(args)
+        if args.bc_steps and args.algo == "iql_reinforce":
+            common.behaviour_clone(actor, common.bc_pairs(data), args.bc_steps, args.batch_size, args.bc_lr, rng)
+    reference = None
+    if args.algo == "iql_reinforce":  # the KL anchor is the BC start
+        reference = common.build_actor(args, data)
+        reference.load_state_dict(actor.state_dict())
+        reference.requires_grad_(False)
+    actor_opt = torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=args.actor_lr)
+    critic_opt = torch.optim.AdamW(critic.parameters(), lr=args.critic_lr) if critic else None
+    log, iteration = common.RunLog(args.out_dir, resume=args.resume, x="actor_steps"), 0
+    if args.resume:
+        state = common.load_checkpoint(ckpt_path)
+        actor.load_state_dict(state["actor"])
+        actor_opt.load_state_dict(state["actor_opt"])
+        if reference is not None:
+            reference.load_state_dict(state["reference"])
+        if critic:
+            critic.load_state_dict(state["critic"])
+            target.load_state_dict(state["target"])
+            critic_opt.load_state_dict(state["critic_opt"])
+        iteration = state["iteration"]
+        rng.setstate(state["rng_loop"])
+        common.set_rng_state(state["rng"])
+    timer, wall0 = common.Timer(), log.rows[-1]["wall_s"] if log.rows else 0.0
+
+    def awr_weight_fn(obs, acts):  # AWR: exp(beta * A(s, a_data)), clipped (paper Eq. 5)
+        with torch.no_grad():
+            return awr_weights(advantage(*critic(obs, acts)), args.beta, args.max_weight)
+
+    def evaluate_and_save(stats):
+        result, episodes = common.evaluate(actor, env, args.eval_games)
+        greedy, _ = common.evaluate(actor, env, args.eval_games, greedy=True)
+        log.log({"iteration": iteration, "actor_steps": iteration * args.actor_steps,
+                 "trajectories": len(data), "eval_return": result["mean_return"],
+                 "eval_success": result["success_rate"], "eval_return_greedy": greedy["mean_return"],
+                 "eval_success_greedy": greedy["success_rate"], "wall_s": wall0 + timer(), **stats},
+                samples=episodes[:3])
+        common.save_checkpoint(ckpt_path, actor=actor.state_dict(), actor_opt=actor_opt.state_dict(),
+                               reference=reference.state_dict() if reference is not None else None,
+                               critic=critic.state_dict() if critic else None,
+                               target=target.state_dict() if critic else None,
+                               critic_opt=critic_opt.state_dict() if critic else None,
+                               iteration=iteration, rng_loop=rng.getstate(), rng=common.rng_state(),
+                               args=common.args_dict(args))
+
+    if iteration == 0:
+        evaluate_and_save({})
+    for iteration in tqdm(range(iteration + 1, args.iterations + 1), desc=f"{args.algo} {args.env}"):
+        stats = {}
+        for _ in range(args.critic_steps if critic else 0):
+            stats.update(iql_update(critic, target, critic_opt, buffer.sample(args.critic_batch_size, rng), args, expectile))
+        if args.algo == "iql_reinforce":
+            for _ in range(args.actor_steps):
+                stats.update(actor_update(actor, reference, critic, actor_opt,
+                                          buffer.sample(args.batch_size, rng)["obs"], args))
+        else:  # BC, filtered BC, or AWR when a critic weighs the pairs
+            stats["actor/loss"] = common.behaviour_clone(
+                actor, pairs, args.actor_steps, args.batch_size, args.actor_lr, rng, desc=args.algo,
+                weight_fn=awr_weight_fn if critic else None, opt=actor_opt)
+        if iteration % args.eval_every == 0 or iteration == args.iterations:
+            evaluate_and_save(stats)
+    print(f"done: {args.algo}, eval return {log.rows[-1]['eval_return']:.2f} -> {log.path}")
+
+
+if __name__ == "__main__":
+    main()
