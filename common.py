@@ -186,6 +186,13 @@ def evaluate(actor, env, n_games, greedy=False):
     return envs.summarize(episodes), episodes
 
 
+def diagnose(critic, env, episodes, gamma):
+    """critic.critic_diagnostic on held-out games, under diag/ names (README "Metrics")."""
+    from critic import critic_diagnostic
+    return {f"diag/{k.replace('rank/', 'rank_')}": v for k, v in critic_diagnostic(critic, env, episodes, gamma).items()
+            if k != "n_states"}
+
+
 def dialogue_text(ep):
     return f"[{ep['secret']}] return {ep['return']:.0f}\n" + ep["transitions"][-1]["next_obs"]
 

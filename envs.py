@@ -171,7 +171,7 @@ def _progress(total, enabled, desc):
 
 
 # --- a scripted questioner that plays any game from its knowledge base ---
-SKILLS = {"expert": 0.0, "good": 0.15, "mediocre": 0.45, "noisy": 0.7}
+SKILLS = {"expert": 0.0, "good": 0.2, "mediocre": 0.5, "noisy": 0.75}
 
 
 class ScriptedPlayer:
@@ -179,8 +179,8 @@ class ScriptedPlayer:
     question whose answers split them most evenly (maximum entropy), guess when one is left.
 
     `skill` is a name from SKILLS or a noise probability p: with probability p a turn is a mistake,
-    drawn from what weak real questioners do: a random (maybe repeated) question, or an early guess
-    among the candidates still open. Mistakes make the data mediocre, so RL has room to improve.
+    drawn from what weak real questioners do: repeating a question, guessing an object without
+    checking the answers so far, or asking an arbitrary question. Mistakes make the data mediocre, so RL has room to improve.
     """
 
     def __init__(self, env, skill="good", seed=0):
@@ -210,10 +210,13 @@ class ScriptedPlayer:
     def act(self, observation):
         history = parse_history(observation, (self.env.invalid_answer, "Yes.", "No."))
         cands = self.candidates(history) or list(range(len(self.env.secrets)))
-        if self.rng.random() < self.noise:
-            if self.rng.random() < 0.3:
-                return self.env.guess(self.env.secrets[self.rng.choice(cands)], self.rng)
-            return self.rng.choice(self.rng.choice(self.bank))
+        if self.rng.random() < self.noise:  # a mistake, of the kinds weak questioners make
+            kind = self.rng.random()
+            if kind < 0.3 and history:  # ask again what was already asked
+                return self.rng.choice(history)[0]
+            if kind < 0.6:  # guess without checking the answers so far
+                return self.env.guess(self.rng.choice(self.env.secrets), self.rng)
+            return self.rng.choice(self.rng.choice(self.bank))  # an arbitrary question
         if len(cands) == 1:
             return self.env.guess(self.env.secrets[cands[0]], self.rng)
         asked = {q for q, _ in history}

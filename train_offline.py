@@ -131,6 +131,8 @@ def main(argv=None):
     def evaluate_and_save(stats):
         result, episodes = common.evaluate(actor, env, args.eval_games)
         greedy, _ = common.evaluate(actor, env, args.eval_games, greedy=True)
+        if critic:
+            stats = {**stats, **common.diagnose(critic, env, episodes, args.gamma)}
         log.log({"iteration": iteration, "actor_steps": iteration * args.actor_steps,
                  "trajectories": len(data), "eval_return": result["mean_return"],
                  "eval_success": result["success_rate"], "eval_return_greedy": greedy["mean_return"],

@@ -142,6 +142,8 @@ def main(argv=None):
     def evaluate_and_save(stats):
         result, episodes = common.evaluate(actor, env, args.eval_games)
         greedy, _ = common.evaluate(actor, env, args.eval_games, greedy=True)
+        if critic:
+            stats = {**stats, **common.diagnose(critic, env, episodes, args.gamma)}
         row = {"iteration": iteration, "trajectories": trajectories, "eval_return": result["mean_return"],
                "eval_success": result["success_rate"], "eval_return_greedy": greedy["mean_return"],
                "eval_success_greedy": greedy["success_rate"], "wall_s": wall0 + timer(), **stats}
