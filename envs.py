@@ -245,8 +245,9 @@ def to_record(env, episode):
 
 def save_dataset(path, env, episodes):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as f:
+    with open(path + ".tmp", "w") as f:  # write then rename: a reader never sees half a file
         json.dump([to_record(env, ep) for ep in episodes], f, indent=0)
+    os.replace(path + ".tmp", path)
 
 
 class DatasetError(ValueError):
