@@ -1,0 +1,145 @@
+"""Run several methods over several seeds with the same trajectory budget and draw the paper's kind
+of figure: mean evaluation return against trajectories collected, a band over seeds, log-scale x.
+
+    python reproduce.py --env twenty_questions_subset --preset tiny --seeds 3
+    python reproduce.py --env guess_city --preset tiny --seeds 3 --jobs 2
+    python reproduce.py --env twenty_questions_subset --algos archer --seeds 1 -- --kl_coef 0.05
+
+Each seed's BC start is trained once (runs/.../bc-s<seed>.pt) and shared by every method, so the
+curves start from the same policy. Runs that already finished are read, not rerun; runs that were
+cut off resume from their checkpoint. Flags after `--` go to every train_online.py run.
+Writes <out>/<method>-s<seed>/ (each run's metrics.csv, curve.png, samples.txt), <out>/figure.png
+and <out>/results.md (the table the README shows).
+"""
+import argparse
+import csv
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def launch(cmd, log_path):
+    """Run one training script; its output goes to a log file, a failure is reported, not raised."""
+    with open(log_path, "w") as log:
+        code = subprocess.call([sys.executable, *cmd], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    return code, log_path
+
+
+def read_rows(out_dir):
+    path = os.path.join(out_dir, "metrics.csv")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [{k: float(v) if v != "" else np.nan for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def finished(out_dir, budget):
+    rows = read_rows(out_dir)
+    return bool(rows) and rows[-1]["trajectories"] >= budget
+
+
+def run_all(args, extra):
+    common_flags = ["--env", args.env, "--preset", args.preset, "--threads", str(args.threads), *extra]
+    jobs = []
+    with ThreadPoolExecutor(args.jobs) as pool:
+        # 1. one BC start per seed, shared by every method (train_offline.py --algo bc would also do;
+        #    a zero-trajectory filtered_bc run is the cheapest way to get exactly train_online's BC)
+        bc = {}
+        for seed in range(args.seeds):
+            d = os.path.join(args.out, f"bc-s{seed}")
+            bc[seed] = os.path.join(d, "bc.pt")
+            if not os.path.exists(bc[seed]):
+                cmd = ["train_online.py", *common_flags, "--algo", "filtered_bc", "--seed", str(seed),
+                       "--total_trajectories", "0", "--out_dir", d]
+                jobs.append(pool.submit(launch, cmd, d + ".log"))
+        report(jobs)
+        jobs = []
+        # 2. every method from that start, the same budget
+        for algo in args.algos:
+            for seed in range(args.seeds):
+                d = os.path.join(args.out, f"{algo}-s{seed}")
+                if finished(d, args.budget):
+                    continue
+                resume = ["--resume"] if os.path.exists(os.path.join(d, "checkpoint.pt")) else []
+                cmd = ["train_online.py", *common_flags, "--algo", algo, "--seed", str(seed),
+                       "--bc_checkpoint", bc[seed], "--total_trajectories", str(args.budget),
+                       "--out_dir", d, *resume]
+                os.makedirs(args.out, exist_ok=True)
+                jobs.append(pool.submit(launch, cmd, d + ".log"))
+        report(jobs)
+
+
+def report(jobs):
+    for job in jobs:
+        code, log = job.result()
+        if code != 0:
+            print(f"run failed (exit {code}); see {log}", file=sys.stderr)
+
+
+def summarize(args):
+    """Per method: curves over seeds on a common x grid, the figure, and the results table."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    lines = ["| method | seeds | BC start | final (sampled) median [min, max] | final (greedy) median "
+             "| best (sampled) mean | trajectories | wall time per run |",
+             "|---|---|---|---|---|---|---|---|"]
+    for algo in args.algos:
+        runs = [read_rows(os.path.join(args.out, f"{algo}-s{s}")) for s in range(args.seeds)]
+        runs = [r for r in runs if r]
+        if not runs:
+            continue
+        n = min(len(r) for r in runs)
+        x = np.array([r["trajectories"] for r in runs[0][:n]])
+        y = np.array([[r["eval_return"] for r in run[:n]] for run in runs])      # (seeds, points)
+        g = np.array([[r["eval_return_greedy"] for r in run[:n]] for run in runs])
+        ax.plot(np.maximum(x, 1), y.mean(0), label=algo)
+        ax.fill_between(np.maximum(x, 1), y.min(0), y.max(0), alpha=0.2)
+        wall = np.mean([run[n - 1]["wall_s"] for run in runs]) / 60
+        lines.append(f"| {algo} | {len(runs)} | {np.median(y[:, 0]):.2f} | {np.median(y[:, -1]):.2f} "
+                     f"[{y[:, -1].min():.2f}, {y[:, -1].max():.2f}] | {np.median(g[:, -1]):.2f} "
+                     f"| {y.max(1).mean():.2f} | {x[-1]:.0f} | {wall:.0f} min |")
+    ax.set_xscale("log")
+    ax.set_xlabel("trajectories collected")
+    ax.set_ylabel("mean eval return")
+    ax.set_title(f"{args.env} ({args.preset} preset, band = min-max over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(args.out, "figure.png"), dpi=110)
+    table = "\n".join(lines)
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write(table + "\n")
+    print(table)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--env", default="twenty_questions_subset")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--algos", nargs="+", default=["archer", "filtered_bc"])
+    p.add_argument("--budget", type=int, default=3000, help="trajectories per run")
+    p.add_argument("--jobs", type=int, default=2, help="runs side by side (one CPU thread each)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--out", default="", help="default runs/reproduce/<env>-<preset>")
+    p.add_argument("--summarize_only", action="store_true", help="redraw the figure and table from existing runs")
+    args = p.parse_args(argv)
+    args.out = args.out or os.path.join("runs", "reproduce", f"{args.env}-{args.preset}")
+    os.makedirs(args.out, exist_ok=True)
+    if not args.summarize_only:
+        run_all(args, extra)
+    summarize(args)
+
+
+if __name__ == "__main__":
+    main()
