@@ -37,24 +37,28 @@ with open(DATA) as _f:
 # ("_true" is true of everything), colour and material words, body parts (worn on the ...), and sizes (cm,
 # longest dimension) and weights (kg) of things people compare against (any object's own size works too).
 KINDS, COLORS, MATERIALS, BODY_PARTS = (VOCAB[k] for k in ("kinds", "colors", "materials", "body_parts"))
-REF_CM, REF_KG = VOCAB["reference_cm"], VOCAB["reference_kg"]
+REF_CM, REF_KG, IMPLIES = VOCAB["reference_cm"], VOCAB["reference_kg"], VOCAB["implies"]
 
 
 PARTS = r"(head|hair|feet|foot|neck|wrist|hands?|fingers?|ears?|legs|waist|chest|torso|upper body)"
 # --- the oracle's table: the first pattern found in the question names the fact it asks about ---
-RULES = [  # (regex searched in the cleaned lower-case question, fact tag)
-    (r"\blive[sd]? (in|on|under) (the )?(water|sea|ocean)|\b(aquatic|underwater|in (the )?water|on (the )?water|float)|\bin (the|a) (ocean|sea|lake|river)\b", "in_water"),
-    (r"\bswim in\b", "body_of_water"), (r"\bswims?\b|\bswimming\b", "swims"),
-    (r"\bsalt(y| water)", "salty"), (r"\bfresh ?water\b", "freshwater"), (r"\bflow(s|ing)?\b|\bcurrent\b", "flows"),
+RULES = [  # (regex searched in the cleaned lower-case question, fact tag); the first match wins
+    # water, sky and space
+    (r"\blive[sd]? (in|on|under) (the )?(water|sea|ocean)|\bin (the|a) (ocean|sea|lake|river)\b", "in_water"),
+    (r"\b(aquatic|underwater|in (the )?water|on (the )?water|float)", "in_water"),
+    (r"\bswim in\b", "body_of_water"), (r"\bswims?\b|\bswimming\b", "swims"), (r"\bsalt(y| water)", "salty"),
+    (r"\bfresh ?water\b", "freshwater"), (r"\bflow(s|ing)?\b|\bcurrent\b", "flows"),
     (r"\b(in|from|outer) space\b|\bspace rock", "space"), (r"\bsky\b", "sky"),
-    (r"\b(in|the) wild\b|\bwild\b|\bundomesticated", "wild"), (r"\bfarms?\b", "farm_animal"),
-    (r"\bzoo\b", "zoo"), (r"\bpets?\b", "pet"), (r"\bdomestic|\btame\b", "domestic"),
+    # animals
+    (r"\b(in|the) wild\b|\bwild\b|\bundomesticated", "wild"), (r"\bfarms?\b", "farm_animal"), (r"\bzoo\b", "zoo"),
+    (r"\bpets?\b", "pet"), (r"\bdomestic|\btame\b", "domestic"),
     (r"\b(eat|eats) meat|\bcarnivor|\bpredator|\bhunts?\b", "eats_meat"),
-    (r"\bherbivor|\beats? (grass|plants|hay)|\bvegetarian", "herbivore"),
-    (r"\blays? eggs|\beggs\b", "lays_eggs"), (r"\bmilk\b", "milk"), (r"\bwool\b", "wool"),
-    (r"\bbark(s|ing)?\b", "barks"), (r"\bmeow", "meows"), (r"\bmanes?\b", "mane"), (r"\bstripe", "stripes"),
-    (r"\bhorns?\b", "horns"), (r"\bhoo(f|ves)", "hooves"), (r"\btrunks?\b", "trunk"), (r"\btails?\b", "tail"),
-    (r"\b(fur|furry|hairy)\b", "fur"), (r"\bfuzz", "fuzzy"), (r"\bha(s|ve) (an? |any )?(eyes?|face|mouth|nose)\b", "face"),
+    (r"\bherbivor|\beats? (grass|plants|hay)|\bvegetarian", "herbivore"), (r"\blays? eggs|\beggs\b", "lays_eggs"),
+    (r"\bmilk\b", "milk"), (r"\bwool\b", "wool"), (r"\bbark(s|ing)?\b", "barks"), (r"\bmeow", "meows"),
+    (r"\bmanes?\b", "mane"), (r"\bstripe", "stripes"), (r"\bhorns?\b", "horns"), (r"\bhoo(f|ves)", "hooves"),
+    (r"\btrunks?\b", "trunk"), (r"\btails?\b", "tail"), (r"\b(fur|furry|hairy)\b", "fur"), (r"\bfuzz", "fuzzy"),
+    (r"\bha(s|ve) (an? |any )?(eyes?|face|mouth|nose)\b", "face"),
+    # plants and food
     (r"\b(grows?|grown|growing|found|comes?) (on|in|from) (a |the )?trees?\b", "grows_on_trees"),
     (r"\b(grows?|grown|growing) (underground|under the ground|in the ground|in soil)|\broot vegetable", "grows_underground"),
     (r"\bvines?\b", "vine"), (r"\bleafy|\bleaves\b", "leaves"), (r"\bseeds?\b|\bpits?\b", "seeds"),
@@ -67,33 +71,44 @@ RULES = [  # (regex searched in the cleaned lower-case question, fact tag)
     (r"\bsoup\b|\bliquids?\b|\bhold (water|liquid)", "liquids"),
     (r"\b(edible|eat|eaten|eating|food|taste|tasty|consume|snack)\b", "edible"),
     (r"\b(cook|cooking|cooks|cooked|bake|baking|fry|frying)\b", "cooking"),
-    (r"\bmov(e|es|ing)\b", "moves"),
-    (r"\blives? (in|with) (a |the |your )?(house|home|people|humans|family)", "pet"),
+    # alive or made
+    (r"\bmov(e|es|ing)\b", "moves"), (r"\blives? (in|with) (a |the |your )?(house|home|people|humans|family)", "pet"),
     (r"\b(alive|living|life|organism|organic|breathe|breathes|grow|grows)\b|\blive\b", "alive"),
-    (r"\bman made|\bmade by (humans|people|man|a person)|\bmanufactured|\bartificial|\binvented|\bhuman made|\bused by (people|humans)\b", "man_made"),
+    (r"\bman made|\bhuman made|\bmade by (humans|people|man|a person)|\bused by (people|humans)\b", "man_made"),
+    (r"\bmanufactured|\bartificial|\binvented", "man_made"),
     (r"\bnatural|\bnature\b", "natural"),
+    # power and electronics
     (r"\bengines?\b", "engine"), (r"\bmotor", "motor"), (r"\b(fuel|gasoline|gas|petrol|diesel)\b", "fuel"),
     (r"\b(give|gives|emit|emits|produce|produces) (off )?light|\blight up|\bglow", "screen"),
     (r"\bplugged in|\bplug (it )?in|\bbatter(y|ies)|\belectric(ity|al)?\b|\bpowered\b|\bpower\b|\bcharg(e|ing)", "electricity"),
     (r"\belectronic|\btechnolog|\btech\b|\bdigital", "electronic"), (r"\b(screen|display)s?\b", "screen"),
-    (r"\binternet|\bonline\b|\bapps?\b|\bweb\b", "internet"), (r"\b(phone )?calls?\b", "phone_calls"), (r"\bcommunicat", "communicate"),
-    (r"\b(photos?|pictures?|photograph)", "photos"), (r"\bwatch (tv|shows|movies|videos)|\bshows\b|\bmovies\b", "shows"),
+    (r"\binternet|\bonline\b|\bapps?\b|\bweb\b", "internet"), (r"\b(phone )?calls?\b", "phone_calls"),
+    (r"\bcommunicat", "communicate"), (r"\b(photos?|pictures?|photograph)", "photos"),
+    (r"\bwatch (tv|shows|movies|videos)|\bshows\b|\bmovies\b", "shows"),
     (r"\b(computer part|part of a computer|peripheral|used with a computer|connect(s|ed)? to a computer)", "computer_part"),
-    (r"\bbuttons?\b", "buttons"), (r"\bkeys\b|\bha(s|ve) a keyboard", "keys"), (r"\b(unlock|lock|locks)\b|\bopen (a )?doors?\b", "unlock"),
-    (r"\bha(s|ve) (a |any )?doors?\b", "doors"), (r"\bopen(ed)?\b", "opens"),
+    (r"\bbuttons?\b", "buttons"), (r"\bkeys\b|\bha(s|ve) a keyboard", "keys"),
+    (r"\b(unlock|lock|locks)\b|\bopen (a )?doors?\b", "unlock"), (r"\bha(s|ve) (a |any )?doors?\b", "doors"),
+    (r"\bopen(ed)?\b", "opens"),
+    # vehicles
     (r"\bwings?\b", "wings"), (r"\bfl(y|ies|ying)\b|\bairborne", "can_fly"), (r"\bwheels?\b", "wheels"),
     (r"\b(repair|fix|build|construction|nails?|screws?|carpentry)\b", "repair"),
     (r"\b(rails|tracks|railway)\b", "rails"), (r"\b(road|roads|street|streets|drive|driven)\b", "road"),
-    (r"\bcargo|\bfreight|\bgoods\b|\bcarr(y|ies) (things|stuff|loads)", "cargo"), (r"\bride|\bpassengers?\b|\bcarry people", "ride"),
-    (r"\btransport|\btravel|\bget around|\bcommut", "transport"), (r"\bwindows?\b", "windows"), (r"\bseats?\b", "seats"),
-    (rf"\b(wear|wore|worn|goes|go|put)\b.*\b(on|around|in) (the |your |a |one s )?{PARTS}\b|\b{PARTS}\b.*\b(wear|worn)\b", "_body_part"),
+    (r"\bcargo|\bfreight|\bgoods\b|\bcarr(y|ies) (things|stuff|loads)", "cargo"),
+    (r"\bride|\bpassengers?\b|\bcarry people", "ride"), (r"\btransport|\btravel|\bget around|\bcommut", "transport"),
+    (r"\bwindows?\b", "windows"), (r"\bseats?\b", "seats"),
+    # wearing
+    (rf"\b(wear|wore|worn|goes|go|put)\b.*\b(on|around|in) (the |your |a |one s )?{PARTS}\b", "_body_part"),
+    (rf"\b{PARTS}\b.*\b(wear|worn)\b", "_body_part"),
     (r"\bwarm|\bwinter\b|\bcold weather", "warm_clothing"), (r"\bpins?\b|\bpinned", "pinned"),
     (r"\b(wear|wears|wearing|worn|wearable|put on)\b", "worn"), (r"\bpairs?\b", "pair"),
+    # sports, music and play
     (r"\bsports?\b|\bathlet|\bexercise|\bplay(ed)? (a )?game", "sports"), (r"\bkick", "kicked"),
     (r"\bstrings?\b|\bstringed", "strings"), (r"\bblow", "blow"), (r"\bbow\b", "bow"), (r"\bslide\b", "slide"),
     (r"\b(hit|strike|beat|bang)\b.*\bplay|\bpercussion|\bdrumsticks", "percussion"), (r"\bbrass\b", "brass"),
     (r"\b(music|musical|melody|melodies|songs?|listen|listening)\b|\bplay (it|them)\b", "music"),
-    (r"\bplay(ed)? with\b|\bfor (kids|children)\b|\bchildren play", "play"), (r"\b(entertain|fun|enjoy)", "fun"), (r"\bnoise|\bsounds?\b|\bloud\b", "sound"),
+    (r"\bplay(ed)? with\b|\bfor (kids|children)\b|\bchildren play", "play"), (r"\b(entertain|fun|enjoy)", "fun"),
+    (r"\bnoise|\bsounds?\b|\bloud\b", "sound"),
+    # work, school and rooms
     (r"\b(write|writing|writes|written)\b", "writing"), (r"\b(draw|drawing|sketch)", "drawing"), (r"\bink\b", "ink"),
     (r"\bpaint(ing|s)?\b", "paint"), (r"\b(art|artistic|arts and crafts)\b", "art_related"), (r"\bprint", "print"),
     (r"\b(math|calculat|numbers|arithmetic)", "math"), (r"\b(read|reading)\b", "reading"),
@@ -102,25 +117,32 @@ RULES = [  # (regex searched in the cleaned lower-case question, fact tag)
     (r"\bbedroom\b", "bedroom"), (r"\bliving room\b", "living_room"), (r"\bbathroom\b", "bathroom"),
     (r"\bkitchen\b", "kitchen"), (r"\bgardening\b|\bused (in|for) (the |a )?garden|\bgarden(ing)? tool", "gardening"),
     (r"\bgardens?\b|\byard\b", "garden"), (r"\bdig(s|ging)?\b", "dig"),
+    # tools, danger, storage, furniture
     (r"\b(cut|cuts|cutting|slice|chop)\b", "cutting"), (r"\bblades?\b", "blade"), (r"\b(prongs?|tines?)\b", "prongs"),
     (r"\bhandles?\b", "handle"), (r"\b(sharp|pointy|pointed)\b", "sharp"),
     (r"\bdanger|\bweapon|\bharm|\bhurt|\bdeadly|\bkill|\bbite\b", "dangerous"),
-    (r"\b(hold|holds|contain|contains|store|stores) (things|stuff|objects|items|food|water|clothes)|\bstorage\b|\bput (things|stuff|something) (in|inside)|\bcontainer", "container"),
-    (r"\bdrawers?\b", "drawers"), (r"\bshel(f|ves)\b|\bbooks\b", "shelves"), (r"\bsurface\b|\bput (things|stuff) on", "surface"),
-    (r"\bsleep|\blie (down )?on\b", "sleep"), (r"\bsit(s|ting)?\b|\bseating\b", "sit"),
-    (r"\bha(s|ve) pockets", "pockets"), (r"\bpocket", "pocket"), (r"\b(hold|carry|lift|pick) (it )?(up )?(in|with) (one|your|a|my) hands?|\bhandheld|\bpick (it )?up|\blift\b|\bcarry\b", "handheld"),
+    (r"\b(hold|holds|contain|contains|store|stores) (things|stuff|objects|items|food|water|clothes)", "container"),
+    (r"\bstorage\b|\bput (things|stuff|something) (in|inside)|\bcontainer", "container"),
+    (r"\bdrawers?\b", "drawers"), (r"\bshel(f|ves)\b|\bbooks\b", "shelves"),
+    (r"\bsurface\b|\bput (things|stuff) on", "surface"), (r"\bsleep|\blie (down )?on\b", "sleep"),
+    (r"\bsit(s|ting)?\b|\bseating\b", "sit"), (r"\bha(s|ve) pockets", "pockets"), (r"\bpocket", "pocket"),
+    (r"\b(hold|carry|lift|pick) (it )?(up )?(in|with) (one|your|a|my) hands?", "handheld"),
+    (r"\bhandheld|\bpick (it )?up|\blift\b|\bcarry\b", "handheld"),
+    # size, shape and feel
     (r"\bheavy\b", "heavy"), (r"\blight( weight)?\b|\blightweight", "light"),
-    (r"\b(huge|enormous|gigantic|giant|massive)\b", "huge"), (r"\btiny\b", "tiny"), (r"\btall\b", "tall"), (r"\b(shiny|shine|shines|sparkl)", "shiny"),
-    (r"\b(big|large)\b", "big"), (r"\b(small|little)\b", "small"),
+    (r"\b(huge|enormous|gigantic|giant|massive)\b", "huge"), (r"\btiny\b", "tiny"), (r"\btall\b", "tall"),
+    (r"\b(shiny|shine|shines|sparkl)", "shiny"), (r"\b(big|large)\b", "big"), (r"\b(small|little)\b", "small"),
     (r"\bsoft|\bsquishy|\bfluffy", "soft"), (r"\b(hard|solid|rigid)\b", "hard"), (r"\bliquid|\bwet\b", "liquid"),
-    (r"\b(round|spherical|circular|sphere|ball shaped)\b", "round"), (r"\b(long|thin|narrow|elongated|cylindrical)\b", "long"),
-    (r"\bflat\b", "flat"), (r"\b(pieces|parts)\b", "pieces"), (r"\bchain", "chain"),
-    (r"\bfour legs\b", "four_legs"), (r"\btwo legs\b", "two_legs"), (r"\b(legs|leg)\b", "legs"), (r"\b(colorful|colourful|many colou?rs|different colou?rs|multicolou?red)\b", "many_colors"),
+    (r"\b(round|spherical|circular|sphere|ball shaped)\b", "round"),
+    (r"\b(long|thin|narrow|elongated|cylindrical)\b", "long"), (r"\bflat\b", "flat"),
+    (r"\b(pieces|parts)\b", "pieces"), (r"\bchain", "chain"), (r"\bfour legs\b", "four_legs"),
+    (r"\btwo legs\b", "two_legs"), (r"\b(legs|leg)\b", "legs"),
+    (r"\b(colorful|colourful|many colou?rs|different colou?rs|multicolou?red)\b", "many_colors"),
+    # where it is found
     (r"\bhousehold|\bindoors?\b|\binside\b|\bin (a|the|your) (house|home)\b|\bat home\b", "indoors"),
     (r"\boutdoors?\b|\boutside\b", "outdoors"),
 ]
-AUX = {"is", "are", "does", "do", "can", "could", "would", "will", "has", "have", "was", "were", "did", "should",
-       "might", "may", "am"}
+AUX = {"is", "are", "does", "do", "can", "could", "would", "will", "has", "have", "was", "were", "did", "should", "might", "may"}
 YES, NO = "Yes.", "No."
 
 
@@ -321,22 +343,20 @@ def _rule(q):
 
 
 def _derive(r):
-    """An object's fact tags plus those that follow from its numbers, materials and colours."""
+    """An object's fact tags, plus what follows from them (vocabulary "implies": fur -> fuzzy, toy -> play -> fun),
+    from its size and weight, materials and colours."""
     f, cm, kg = set(r["facts"]), r["size_cm"], r["kg"]
     f |= {"_true"} | {"made:" + m for m in r["materials"]} | {"color:" + c for c in r["colors"]}
-    f |= {t for t, ok in [("natural", "man_made" not in f), ("big", cm > 40), ("small", cm < 40), ("tiny", cm < 5),
-                          ("huge", cm > 300), ("heavy", kg >= 10), ("light", kg < 1), ("handheld", kg <= 3 and cm <= 150),
-                          ("hard", not f & {"soft", "liquid", "animal"}), ("tall", cm > 170),
-                          ("four_legs", "legs" in f and bool(f & {"animal", "furniture"})),
-                          ("two_legs", "legs" in f and not f & {"animal", "furniture"}),
-                          ("moves", bool(f & {"animal", "vehicle", "flows"})),
-                          ("writer", "writing" in f and "made:paper" not in f),
-                          ("shiny", bool(f & {"made:metal", "made:glass", "color:gold", "color:silver"}) and "animal" not in f), ("freshwater", "body_of_water" in f and "salty" not in f),
-                          ("many_colors", "various" in r["colors"] or len(r["colors"]) >= 3)] if ok}
-    f |= {t for t, src in [("motor", "engine"), ("fuzzy", "fur"), ("opens", "doors"), ("opens", "drawers"), ("face", "animal"),
-                           ("art_related", "art"), ("art_related", "art_supply"), ("play", "toy"), ("play", "ball"),
-                           ("play", "pet"), ("fun", "play"), ("fun", "instrument"), ("fun", "shows"), ("fun", "sports"), ("any_tool", "tool"), ("any_tool", "kitchen_tool"), ("any_tool", "garden_tool"),
-                           ("any_tool", "writer"), ("any_tool", "art_supply"), ("communicate", "phone_calls"), ("communicate", "internet")] if src in f}
+    for _ in range(3):  # implications chain at most three deep (pet -> play -> fun)
+        f |= set().union(*(IMPLIES.get(t, ()) for t in f))
+    f |= {t for t, ok in [
+        ("natural", "man_made" not in f), ("big", cm > 40), ("small", cm < 40), ("tiny", cm < 5), ("tall", cm > 170),
+        ("huge", cm > 300), ("heavy", kg >= 10), ("light", kg < 1), ("handheld", kg <= 3 and cm <= 150),
+        ("hard", not f & {"soft", "liquid", "animal", "clothing"} and r["materials"] != ["paper"]),
+        ("four_legs", "legs" in f and bool(f & {"animal", "furniture"})),
+        ("two_legs", "legs" in f and not f & {"animal", "furniture"}),
+        ("shiny", bool(f & {"made:metal", "made:glass", "color:gold", "color:silver"}) and "animal" not in f),
+        ("many_colors", "various" in r["colors"] or len(r["colors"]) >= 3)] if ok}
     return frozenset(f)
 
 

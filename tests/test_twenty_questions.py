@@ -141,8 +141,10 @@ def test_oracle_never_crashes_and_never_answers_with_a_question_mark(env):
             text = " ".join(words)
         else:
             text = rng.choice(pool) + " " + rng.choice(pool)
-        answer = env.answer(rng.choice(env.secrets), text)
+        secret = rng.choice(env.secrets)
+        answer = env.answer(secret, text)
         assert answer in (YES, NO, INVALID) and "?" not in answer
+        assert answer == YES or not env.is_success(secret, text)  # a win is always answered Yes.
 
 
 def test_question_bank_paraphrases_agree_and_separate_all_157(env):
