@@ -8,7 +8,8 @@
   * `Question`: a question read once, by one longest-first scan over that vocabulary, so
     "Is your city in Southeast Asia?" finds "southeast asia" and not "asia" or "east asia", and
     "near the Gulf of Mexico" names a sea, not Mexico;
-  * small geometry on the facts: distances between cities, the side of its country a city is on.
+  * small helpers on the facts: distances between cities, the side of its country a city is on,
+    how a population or a country is said ("8.5 million", "the United States").
 """
 import json
 import math
@@ -23,7 +24,6 @@ COUNTRIES = DATA["countries"]
 DONT_KNOW = "I don't know."
 
 
-
 def norm(text):
     """Lower-case words without accents or punctuation, space-padded so that `" x " in t` is a
     whole-word test: norm("São Paulo's!") == " sao paulos "."""
@@ -34,6 +34,10 @@ def norm(text):
 
 def has(t, *words):
     return any(f" {w} " in t for w in words)
+
+
+# Words of the currencies' names ("won", "rupiah", "peso"), for "Is the currency the peso?".
+CURRENCY_WORDS = {w for c in CITIES.values() for w in norm(c["currency"]).split() if len(w) > 2} | {"yuan", "renminbi"}
 
 
 # World regions players name: (phrases, how the oracle says it, {city field: values} any-match).
@@ -100,7 +104,6 @@ DIRS = {"north": "N", "northern": "N", "south": "S", "southern": "S", "east": "E
         "western": "W", "central": "C", "centre": "C", "center": "C", "middle": "C", "northeast": "NE",
         "northeastern": "NE", "northwest": "NW", "northwestern": "NW", "southeast": "SE", "southeastern": "SE",
         "southwest": "SW", "southwestern": "SW"}
-
 
 
 def _index():

@@ -28,7 +28,7 @@ Used by guess_city.py (the game); check it against real dialogues with eval_city
 """
 import re
 
-from city_facts import (AREAS, CITIES, COUNTRIES, DIRS, DONT_KNOW, KOPPEN, NOT_NAMES, TAGS,
+from city_facts import (AREAS, CITIES, COUNTRIES, CURRENCY_WORDS, DIRS, DONT_KNOW, KOPPEN, NOT_NAMES, TAGS,
                         SIDE, Question, about, has, in_area, km, norm, people, sides, the)
 
 # Topics the fact sheet cannot ground: "I don't know." rather than a guess. Long stems match word
@@ -43,7 +43,6 @@ UNGROUNDED = re.compile(
 STATE = r"(?i:province|state|prefecture|region|county|department|governorate|oblast|territory|district)"
 NAME_ASKED = re.compile(r" (name of (your|the|this) (city|hometown|town)|what (city|town) (is|are|do)|which "
                         r"(city|town) (is|are|do)|(city|hometown|town) (is )?(called|named)|your (citys|hometowns) name) ")
-
 
 
 def yes(ok, if_yes, if_no=None):
@@ -82,9 +81,10 @@ def _cities(c, q):
             m, f = ("more", "fewer") if more else ("fewer", "more")
             return yes((c["population"] > other["population"]) == more, f"my city has {m} people than that city",
                        f"my city has {f} people than that city")
-        if has(q.t, "same country"):
-            return yes(other["country_code"] == c["country_code"], "my city is in the same country as that city",
-                       "my city is in another country")
+        for what, key in (("country", "country_code"), ("time zone", "timezone_utc")):
+            if has(q.t, "same " + what):
+                return yes(other[key] == c[key], f"my city is in the same {what} as that city",
+                           f"my city is not in the same {what} as that city")
         if has(q.t, "near", "close", "far", "next", "around", "distance", "km", "miles", "outskirts", "suburb",
                "suburbs", "metropolitan", "area"):
             d = km(c, other)
@@ -151,9 +151,8 @@ def _facts(c, q):
                  r"people | people live ", t):
         return _population(c, q)
     if has(t, "currency", "money", "currencies"):
-        words = {w for x in CITIES.values() for w in norm(x["currency"]).split() if len(w) > 2} | {"yuan", "renminbi"}
         cur = c["currency"] + (" (renminbi)" if "Yuan" in c["currency"] else "")
-        asked = [w for w in t.split() if w in words]
+        asked = [w for w in t.split() if w in CURRENCY_WORDS]
         if q.yn and asked:
             return yes(any(has(norm(cur), w) for w in asked), f"my city uses the {asked[0]}",
                        f"my city does not use the {asked[0]}")
@@ -234,7 +233,8 @@ def _open(c, q):
     if has(t, "continent"):
         return f"My city is in {' and '.join(c['continents'])}."
     if has(t, "country", "where", "region", "located", "part of the world", "nation"):
-        sub = next((a[1] for a in AREAS[8:] if in_area(c, a[2]) and a[1] != "Latin America"), c["continent"])
+        sub = next((a[1] for a in AREAS[8:] if "subregion" in a[2] and in_area(c, a[2]) and a[1] != "Latin America"),
+                   c["continent"])
         return f"My city is in {sub}."
     if has(t, "how big", "how large", "size"):
         return f"About {about(c['population'])} people live in my city."
@@ -272,9 +272,8 @@ def _language(c, q, asked):
     good = [lang for lang in asked if level.get(lang, 0) >= (2 if strict else 0.5)]
     if not q.pick([lang in good for lang in asked]):
         return f"No, {asked[0]} is not {'the main language' if strict else 'widely spoken'} in my city."
-    lang = good[0]
-    return "Yes, " + {3: f"{lang} is the main language of my city", 2: f"{lang} is an official language here",
-                      1: f"{lang} is spoken in my city", 0.5: f"{lang} is spoken by some people in my city"}[level[lang]] + "."
+    return "Yes, " + {3: "{} is the main language of my city", 2: "{} is an official language here", 1: "{} is spoken "
+                      "in my city", 0.5: "{} is spoken by some people in my city"}[level[good[0]]].format(good[0]) + "."
 
 
 def _globe(c, q):
@@ -293,6 +292,8 @@ def _globe(c, q):
         north, x = not re.search(r" (south|below|lower|less) ", t), float(m.group(1))
         side = f"{'north' if north else 'south'} of latitude {x:g}"
         return yes((lat > x) == north, f"my city lies {side}", f"my city does not lie {side}")
+    if q.either and (has(t, "northern", "north") and has(t, "southern", "south") or has(t, "eastern") and has(t, "western")):
+        return f"My city is in the {ns if has(t, 'northern', 'north') else ew} hemisphere."       # "north or south"
     for side, test, half in (("northern", lat > 0, ns), ("southern", lat < 0, ns), ("eastern", lon > 0, ew), ("western",
                              lon < 0, ew), ("north of the equator", lat > 0, ns), ("south of the equator", lat < 0, ns)):
         if has(t, side):
@@ -309,12 +310,9 @@ def _island(c, q):
     named = islands or re.search(r"(?:island of|isle of) [A-Z]|[A-Z]\w+ [Ii]sland", q.raw)
     if not islands and has(q.t, "main island", "largest island", "biggest island"):
         return ""
-    if named and re.search(r" (coast|coastal|shore) ", q.t):          # "the north coast of Java"
-        if c["island"] not in islands:
-            return "No, my city is not on that island."
-        if c["coastal"] and q.dirs:
-            return ""                                             # no data on sides of islands
-        return yes(c["coastal"], f"my city is on the coast of {c['island']}", "my city is not on the coast")
+    if named and re.search(r" (coast|coastal|shore) ", q.t) and c["island"] in islands:   # "north coast of Java"
+        return "" if c["coastal"] and q.dirs else yes(c["coastal"], f"my city is on the coast of {c['island']}",
+                                                      "my city is not on the coast")      # no data on island sides
     if named:
         return yes(c["island"] in islands, f"my city is on {c['island']}", f"my city is not on {(islands or ['that island'])[0]}")
     # A city on its country's big main island (Java, Honshu) is "on the mainland" in everyday
@@ -327,6 +325,12 @@ def _water(c, q):
     seas = [w for w in mine if not re.search(r"River|^(Nile|Tigris|Thames|Seine|Tiber|Danube|Ganges|Dnieper|Spree|"
                                              r"Havel|Manzanares|Buffalo Bayou)$", w)]
     waters = [vs[0] for vs in q.names("water")]
+    if not q.yn or q.either and has(t, "inland") and has(t, "coast", "coastal"):     # "coast or inland?"
+        river = has(t, "river", "rivers")
+        pool = [w for w in mine if w not in seas] if river else mine
+        if not has(t, "water", "sea", "lake", "ocean") and not river:
+            return f"My city is {'on the coast' if coast else 'inland'}."
+        return f"My city lies on the {pool[0]}." if pool else f"No major {'river' if river else 'water'} is next to my city."
     if has(t, "body of water", "bodies of water", "waterfront"):
         if has(t, "river", "rivers"):
             return yes(bool(mine) or coast, "my city lies by a river, lake or sea", "my city is not by a river, lake or sea")
@@ -336,9 +340,9 @@ def _water(c, q):
         ok = q.pick([w in mine for w in waters])
         w = next((w for w in waters if w in mine), waters[0])
         return yes(ok, f"my city is on or near the {w}", f"my city is not on or near the {w}")
-    if has(t, "landlocked") and has(t, "country", "nation"):
-        return yes(c["landlocked_country"], "my country has no sea coast", "my country has a sea coast")
     if has(t, "landlocked", "inland"):
+        if has(t, "country", "nation"):
+            return yes(c["landlocked_country"], "my country has no sea coast", "my country has a sea coast")
         return yes(not coast, "my city is inland", "my city is on the coast")
     named = re.search(r"[A-Z]\w+ (River|Sea|Ocean|Lake|Bay|Gulf|Strait)\b|\b(River|Sea|Lake|Gulf|Bay|Strait) of [A-Z]", q.raw)
     if named:
@@ -347,20 +351,14 @@ def _water(c, q):
     if kind and not has(t, "coast", "sea", "ocean"):
         k = kind.group(1)
         got = [w for w in mine if w not in seas] if k == "river" else [w for w in mine if "Lake" in w]
-        if not q.yn:
-            return f"My city lies on the {got[0]}." if got else f"There is no major {k} in my city."
         return yes(got, f"a {k} runs through or next to my city", f"no major {k} is in my city")
     if q.dirs & set("NSEW") and has(t, "coast", "coastal"):
-        if not coast:
-            return "No, my city is not on the coast."
-        if q.names("area") or q.names("region"):
-            return ""
+        if not coast or q.names("area") or q.names("region"):
+            return "" if coast else "No, my city is not on the coast."
         (have, ns, ew), asked = sides(c, local=True), q.dirs & set("NSEW")
         where = "-".join(SIDE[d] for d in sorted(asked, key="NSEW".index))
         return "" if not asked <= ns | ew else yes(asked <= have, f"my city is on the {where} coast of its country",
                                                    f"my city is not on the {where} coast of its country")
-    if not q.yn:
-        return f"My city is {'on the coast' if coast else 'inland'}."
     return yes(coast, "my city is on the coast", "my city is not on the coast")
 
 
