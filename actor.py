@@ -62,14 +62,15 @@ class Actor(nn.Module):
         ids = self.tokenizer(observation).input_ids[-self.max_prompt_tokens:]  # keep latest turns
         return ids or [self._start_id()]
 
-    def _pair_ids(self, observation, utterance):
-        """-> (prompt ids, utterance ids) for the text observation + utterance + "\\n".
+    def _pair_ids(self, observation, utterance, ended=True):
+        """-> (prompt ids, utterance ids) for the text observation + utterance + "\\n" (no "\\n"
+        when ended=False: a truncated sample, whose "\\n" the model never chose).
 
         The pair is tokenized as ONE string and split where the characters of the utterance begin
         (character offsets), not tokenized in two pieces: a SentencePiece tokenizer (Llama,
         Mistral) would give a lone "Is" a leading-space token "▁Is" that the model never samples
         after a newline. Special tokens the tokenizer adds at the end (an EOS) are dropped."""
-        text = observation + utterance + "\n"
+        text = observation + utterance + ("\n" if ended or not utterance else "")
         enc = self.tokenizer(text, return_offsets_mapping=True)
         cut = len(observation)
         # A token belongs to the utterance if it ends past the prompt; special tokens span (0, 0).
@@ -144,12 +145,13 @@ class Actor(nn.Module):
         return self.sample(observations)
 
     # --- exact log-probs of given utterances ---
-    def _run(self, observations, utterances, hidden=False, full=False):
+    def _run(self, observations, utterances, truncated=None, hidden=False, full=False):
         """Teacher-forced pass over prompt + utterance + "\\n". Returns, left-aligned per row
         (column t = the t-th utterance token, padding at the end):
             logp (B, T) log-probs of the utterance tokens, mask (B, T) bool,
             hidden states (B, T, H) that predicted them (or None), full logits (B, T, V) (or None)."""
-        pairs = [self._pair_ids(o, u) for o, u in zip(observations, utterances)]
+        truncated = truncated if truncated is not None else [False] * len(utterances)
+        pairs = [self._pair_ids(o, u, not t) for o, u, t in zip(observations, utterances, truncated)]
         ids, attn, act = self._pad([p + a for p, a in pairs], [len(a) for _, a in pairs], self.padding_side)
         # Positions count real tokens only, so a left-padded row sees the positions it would alone.
         pos = (attn.cumsum(-1) - 1).clamp(min=0)
@@ -177,16 +179,19 @@ class Actor(nn.Module):
             logits = logits.gather(1, order.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
         return logp, mask, h, (logits if full else None)
 
-    def token_log_probs(self, observations, utterances, return_hidden=True):
+    def token_log_probs(self, observations, utterances, return_hidden=True, truncated=None):
         """-> logp (B, T), mask (B, T) bool, hidden (B, T, H) (None if return_hidden=False).
-        logp[i, t] = log pi(token t of utterance i + "\\n" | observation i, tokens < t)."""
-        logp, mask, h, _ = self._run(list(observations), list(utterances), hidden=return_hidden)
+        logp[i, t] = log pi(token t of utterance i + "\\n" | observation i, tokens < t).
+        Pass truncated=actor.last_truncated for fresh samples: a run-on is then scored without the
+        "\\n" it never emitted, so a negative advantage pushes its tokens down and not the "\\n"
+        (pushing "\\n" down is exactly how a policy collapses into run-ons)."""
+        logp, mask, h, _ = self._run(list(observations), list(utterances), truncated, hidden=return_hidden)
         return logp, mask, h
 
-    def log_prob(self, observations, utterances, reduce="sum"):
+    def log_prob(self, observations, utterances, reduce="sum", truncated=None):
         """(B,) exact log pi(utterance + "\\n" | observation), summed over its tokens ("sum") or
         averaged per token ("mean", a length-normalised loss for behaviour cloning)."""
-        logp, mask, _, _ = self._run(list(observations), list(utterances))
+        logp, mask, _, _ = self._run(list(observations), list(utterances), truncated)
         total = logp.sum(-1)
         return total if reduce == "sum" else total / mask.sum(-1).clamp(min=1)
 
@@ -228,15 +233,16 @@ def awr_weights(adv, beta=1.0, max_weight=20.0):
 
 
 # --- anchor to the behaviour-cloned policy (not in the paper; see README "departures") ---
-def kl_to_reference(actor, reference, observations, utterances):
+def kl_to_reference(actor, reference, observations, utterances, truncated=None):
     """Exact KL(pi || pi_ref) of the next-token distributions, averaged over the utterance's tokens.
 
     A small model trained by policy gradient alone tends to lose the "\\n" that ends an utterance
     (run-ons); the exact KL to the BC policy keeps every token's distribution, "\\n" included, near
     the one that knew how to stop. Memory: two (B, T, vocab) float tensors."""
-    _, mask, _, logits = actor._run(list(observations), list(utterances), full=True)
+    obs, utts = list(observations), list(utterances)
+    _, mask, _, logits = actor._run(obs, utts, truncated, full=True)
     with torch.no_grad():
-        _, _, _, ref_logits = reference._run(list(observations), list(utterances), full=True)
+        _, _, _, ref_logits = reference._run(obs, utts, truncated, full=True)
     logp, ref = logits.log_softmax(-1), ref_logits.log_softmax(-1)   # (B, T, V)
     kl = (logp.exp() * (logp - ref)).sum(-1)                          # (B, T) exact per-token KL
     mask = mask.to(kl.dtype)

@@ -134,6 +134,12 @@ def test_sampling_cuts_at_newline_and_flags_truncation():
     assert a.last_truncated == [len(u) == 6 for u in utts]           # cut <=> no "\n" in 6 tokens
     frac = sum(a.last_truncated) / 200
     assert 0.15 < frac < 0.40                                        # 0.8 ** 6 = 0.26
+    # Scoring the samples: k "x" then "\n" has log-prob k log 0.8 + log 0.2; a run-on, passed
+    # with truncated=True, is scored without the "\n" it never emitted: 6 log 0.8.
+    with torch.no_grad():
+        lp = a.log_prob(["Questions:\n"] * 200, utts, truncated=a.last_truncated)
+    want = [len(u) * math.log(0.8) + (0 if cut else math.log(0.2)) for u, cut in zip(utts, a.last_truncated)]
+    torch.testing.assert_close(lp, torch.tensor(want), atol=1e-4, rtol=1e-4)
     assert a(["Questions:\n"])[0] in {"x" * k for k in range(7)}     # an Actor is a policy
     logits[tok.eos_token_id] = 10.0                                  # EOS also ends an utterance
     constant_logits(a, logits)
