@@ -14,6 +14,7 @@ download and no GPU, and every answer can be checked. The oracle is a pipeline, 
   6. anything else, including open questions ("What is it?") -> Invalid Question.
 
 "not" flips the answer ("Is it not alive?"), and "X or Y" / "X and Y" are answered part by part.
+Matters of taste ("Is it expensive?", "Is it loyal?") are Invalid: the table holds only facts.
 
 Run it:
     python twenty_questions.py                       # ask questions yourself about a random object
@@ -121,8 +122,8 @@ RULES = [  # (regex searched in the cleaned lower-case question, fact tag); the 
     (r"\b(cut|cuts|cutting|slice|chop)\b", "cutting"), (r"\bblades?\b", "blade"), (r"\b(prongs?|tines?)\b", "prongs"),
     (r"\bhandles?\b", "handle"), (r"\b(sharp|pointy|pointed)\b", "sharp"),
     (r"\bdanger|\bweapon|\bharm|\bhurt|\bdeadly|\bkill|\bbite\b", "dangerous"),
-    (r"\b(hold|holds|contain|contains|store|stores) (things|stuff|objects|items|food|water|clothes)", "container"),
-    (r"\bstorage\b|\bput (things|stuff|something) (in|inside)|\bcontainer", "container"),
+    (r"\b(hold|holds|contain|contains|store|stores) (things|stuff|objects|items|food|water|clothes)", "holds"),
+    (r"\bstorage\b|\bput (things|stuff|something) (in|inside)", "holds"), (r"\bcontainer", "container"),
     (r"\bdrawers?\b", "drawers"), (r"\bshel(f|ves)\b|\bbooks\b", "shelves"),
     (r"\bsurface\b|\bput (things|stuff) on", "surface"), (r"\bsleep|\blie (down )?on\b", "sleep"),
     (r"\bsit(s|ting)?\b|\bseating\b", "sit"), (r"\bha(s|ve) pockets", "pockets"), (r"\bpocket", "pocket"),
@@ -213,6 +214,8 @@ class TwentyQuestions(DialogueEnv):
     # --- the oracle: parse the question once into a test on facts, then apply it to the secret ---
     def _oracle(self, secret, question):
         if question not in self.parsed:
+            if len(self.parsed) > 200_000:  # an RL policy can say many different things; bound the cache
+                self.parsed.clear()
             self.parsed[question] = self._parse(question)
         test = self.parsed[question]
         return self.invalid_answer if test is None else YES if self._holds(secret, test) else NO
@@ -352,10 +355,10 @@ def _derive(r):
     f |= {t for t, ok in [
         ("natural", "man_made" not in f), ("big", cm > 40), ("small", cm < 40), ("tiny", cm < 5), ("tall", cm > 170),
         ("huge", cm > 300), ("heavy", kg >= 10), ("light", kg < 1), ("handheld", kg <= 3 and cm <= 150),
-        ("hard", not f & {"soft", "liquid", "animal", "clothing"} and r["materials"] != ["paper"]),
+        ("hard", not f & {"soft", "liquid", "animal", "clothing", "edible"} and r["materials"] != ["paper"]),
         ("four_legs", "legs" in f and bool(f & {"animal", "furniture"})),
         ("two_legs", "legs" in f and not f & {"animal", "furniture"}),
-        ("shiny", bool(f & {"made:metal", "made:glass", "color:gold", "color:silver"}) and "animal" not in f),
+        ("shiny", r["materials"][0] in ("metal", "glass") or bool(f & {"color:gold", "color:silver"})),
         ("many_colors", "various" in r["colors"] or len(r["colors"]) >= 3)] if ok}
     return frozenset(f)
 
