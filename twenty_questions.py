@@ -39,17 +39,19 @@ with open(DATA) as _f:
 # longest dimension) and weights (kg) of things people compare against (any object's own size works too).
 KINDS, COLORS, MATERIALS, BODY_PARTS = (VOCAB[k] for k in ("kinds", "colors", "materials", "body_parts"))
 REF_CM, REF_KG, IMPLIES = VOCAB["reference_cm"], VOCAB["reference_kg"], VOCAB["implies"]
+STOP = set(VOCAB["not_describing_words"])  # words that cannot describe a guessed name ("used for a pen")
 
 
 PARTS = r"(head|hair|feet|foot|neck|wrist|hands?|fingers?|ears?|legs|waist|chest|torso|upper body)"
 # --- the oracle's table: the first pattern found in the question names the fact it asks about ---
 RULES = [  # (regex searched in the cleaned lower-case question, fact tag); the first match wins
     # water, sky and space
-    (r"\blive[sd]? (in|on|under) (the )?(water|sea|ocean)|\bin (the|a) (ocean|sea|lake|river)\b", "in_water"),
-    (r"\b(aquatic|underwater|in (the )?water|on (the )?water|float)", "in_water"),
-    (r"\bswim in\b", "body_of_water"), (r"\bswims?\b|\bswimming\b", "swims"), (r"\bsalt(y| water)", "salty"),
-    (r"\bfresh ?water\b", "freshwater"), (r"\bflow(s|ing)?\b|\bcurrent\b", "flows"),
-    (r"\b(in|from|outer) space\b|\bspace rock", "space"), (r"\bsky\b", "sky"),
+    (r"\blive[sd]? (in|on|under) (the )?(water|sea|ocean)|\bin (the|a) (ocean|sea|lake|river)\b|\bsails?\b", "in_water"),
+    # water, sky and space
+    (r"\b(aquatic|underwater|in (the )?water|on (the )?water|float)", "in_water"), (r"\bswim in\b", "body_of_water"),
+    (r"\bswims?\b|\bswimming\b", "swims"), (r"\bsalt(y| water)", "salty"), (r"\bfresh ?water\b", "freshwater"),
+    (r"\bflow(s|ing)?\b|\bcurrent\b", "flows"), (r"\b(in|from|outer) space\b|\bspace rock", "space"),
+    (r"\bsky\b", "sky"),
     # animals
     (r"\b(in|the) wild\b|\bwild\b|\bundomesticated", "wild"), (r"\bfarms?\b", "farm_animal"), (r"\bzoo\b", "zoo"),
     (r"\bpets?\b", "pet"), (r"\bdomestic|\btame\b", "domestic"),
@@ -57,7 +59,8 @@ RULES = [  # (regex searched in the cleaned lower-case question, fact tag); the 
     (r"\bherbivor|\beats? (grass|plants|hay)|\bvegetarian", "herbivore"), (r"\blays? eggs|\beggs\b", "lays_eggs"),
     (r"\bmilk\b", "milk"), (r"\bwool\b", "wool"), (r"\bbark(s|ing)?\b", "barks"), (r"\bmeow", "meows"),
     (r"\bmanes?\b", "mane"), (r"\bstripe", "stripes"), (r"\bhorns?\b", "horns"), (r"\bhoo(f|ves)", "hooves"),
-    (r"\btrunks?\b", "trunk"), (r"\btails?\b", "tail"), (r"\b(fur|furry|hairy)\b", "fur"), (r"\bfuzz", "fuzzy"),
+    (r"\btrunks?\b", "trunk"), (r"\blong ears", "long_ears"), (r"\bbranch", "branches"), (r"\btails?\b", "tail"),
+    (r"\b(fur|furry|hairy)\b", "fur"), (r"\bfuzz", "fuzzy"),
     (r"\bha(s|ve) (an? |any )?(eyes?|face|mouth|nose)\b", "face"),
     # plants and food
     (r"\b(grows?|grown|growing|found|comes?) (on|in|from) (a |the )?trees?\b", "grows_on_trees"),
@@ -76,8 +79,7 @@ RULES = [  # (regex searched in the cleaned lower-case question, fact tag); the 
     (r"\bmov(e|es|ing)\b", "moves"), (r"\blives? (in|with) (a |the |your )?(house|home|people|humans|family)", "pet"),
     (r"\b(alive|living|life|organism|organic|breathe|breathes|grow|grows)\b|\blive\b", "alive"),
     (r"\bman made|\bhuman made|\bmade by (humans|people|man|a person)|\bused by (people|humans)\b", "man_made"),
-    (r"\bmanufactured|\bartificial|\binvented", "man_made"),
-    (r"\bnatural|\bnature\b", "natural"),
+    (r"\bmanufactured|\bartificial|\binvented", "man_made"), (r"\bnatural|\bnature\b", "natural"),
     # power and electronics
     (r"\bengines?\b", "engine"), (r"\bmotor", "motor"), (r"\b(fuel|gasoline|gas|petrol|diesel)\b", "fuel"),
     (r"\b(give|gives|emit|emits|produce|produces) (off )?light|\blight up|\bglow", "screen"),
@@ -99,13 +101,15 @@ RULES = [  # (regex searched in the cleaned lower-case question, fact tag); the 
     (r"\bwindows?\b", "windows"), (r"\bseats?\b", "seats"),
     # wearing
     (rf"\b(wear|wore|worn|goes|go|put)\b.*\b(on|around|in) (the |your |a |one s )?{PARTS}\b", "_body_part"),
-    (rf"\b{PARTS}\b.*\b(wear|worn)\b", "_body_part"),
-    (r"\bwarm|\bwinter\b|\bcold weather", "warm_clothing"), (r"\bpins?\b|\bpinned", "pinned"),
-    (r"\b(wear|wears|wearing|worn|wearable|put on)\b", "worn"), (r"\bpairs?\b", "pair"),
+    # wearing
+    (rf"\b{PARTS}\b.*\b(wear|worn)\b", "_body_part"), (r"\bwarm|\bwinter\b|\bcold weather", "warm_clothing"),
+    (r"\bpins?\b|\bpinned", "pinned"), (r"\b(wear|wears|wearing|worn|wearable|put on)\b", "worn"),
+    (r"\bpairs?\b", "pair"),
     # sports, music and play
     (r"\bsports?\b|\bathlet|\bexercise|\bplay(ed)? (a )?game", "sports"), (r"\bkick", "kicked"),
     (r"\bstrings?\b|\bstringed", "strings"), (r"\bblow", "blow"), (r"\bbow\b", "bow"), (r"\bslide\b", "slide"),
-    (r"\b(hit|strike|beat|bang)\b.*\bplay|\bpercussion|\bdrumsticks", "percussion"), (r"\bbrass\b", "brass"),
+    (r"\b(hit|strike|beat|bang)\b.*\b(play|sticks|mallets?)\b|\bpercussion|\bdrumsticks", "percussion"),
+    (r"\bbrass\b", "brass"),
     (r"\b(music|musical|melody|melodies|songs?|listen|listening)\b|\bplay (it|them)\b", "music"),
     (r"\bplay(ed)? with\b|\bfor (kids|children)\b|\bchildren play", "play"), (r"\b(entertain|fun|enjoy)", "fun"),
     (r"\bnoise|\bsounds?\b|\bloud\b", "sound"),
@@ -117,7 +121,8 @@ RULES = [  # (regex searched in the cleaned lower-case question, fact tag); the 
     (r"\b(office|work|job|business)\b", "office"), (r"\b(school|classroom|students?|homework)\b", "school"),
     (r"\bbedroom\b", "bedroom"), (r"\bliving room\b", "living_room"), (r"\bbathroom\b", "bathroom"),
     (r"\bkitchen\b", "kitchen"), (r"\bgardening\b|\bused (in|for) (the |a )?garden|\bgarden(ing)? tool", "gardening"),
-    (r"\bgardens?\b|\byard\b", "garden"), (r"\bdig(s|ging)?\b", "dig"),
+    (r"\bgardens?\b|\byard\b", "garden"), (r"\b(make|makes|making|drill|drills|dig|digs) (a )?holes?\b", "holes"),
+    (r"\bdig(s|ging)?\b", "dig"),
     # tools, danger, storage, furniture
     (r"\b(cut|cuts|cutting|slice|chop)\b", "cutting"), (r"\bblades?\b", "blade"), (r"\b(prongs?|tines?)\b", "prongs"),
     (r"\bhandles?\b", "handle"), (r"\b(sharp|pointy|pointed)\b", "sharp"),
@@ -143,7 +148,8 @@ RULES = [  # (regex searched in the cleaned lower-case question, fact tag); the 
     (r"\bhousehold|\bindoors?\b|\binside\b|\bin (a|the|your) (house|home)\b|\bat home\b", "indoors"),
     (r"\boutdoors?\b|\boutside\b", "outdoors"),
 ]
-AUX = {"is", "are", "does", "do", "can", "could", "would", "will", "has", "have", "was", "were", "did", "should", "might", "may"}
+AUX = {"is", "are", "does", "do", "can", "could", "would", "will", "has", "have", "was", "were", "did", "should",
+       "might", "may"}
 YES, NO = "Yes.", "No."
 
 
@@ -221,17 +227,16 @@ class TwentyQuestions(DialogueEnv):
         return self.invalid_answer if test is None else YES if self._holds(secret, test) else NO
 
     def _holds(self, secret, test):
-        """A test is a fact tag (str) or a tuple: (not|any|all, tests...), (guess, name), (cmp, dim, sign, value)."""
+        """A test is a fact tag, or (not|any|all, tests...), (guess, name), (cmp, 0 size | 1 weight, > | <, value)."""
         if isinstance(test, str):
             return test in self.facts[secret]
-        op, args = test[0], test[1:]
-        if op == "not":
-            return not self._holds(secret, args[0])
-        if op in ("any", "all"):
-            return (any if op == "any" else all)(self._holds(secret, t) for t in args)
+        op, *args = test
+        if op in ("not", "any", "all"):
+            results = [self._holds(secret, t) for t in args]
+            return not results[0] if op == "not" else any(results) if op == "any" else all(results)
         if op == "guess":
             return args[0] == secret
-        own = self.sizes[secret][args[0]]  # cmp: args = (0 for size or 1 for weight, ">" or "<", value)
+        own = self.sizes[secret][args[0]]
         return own > args[2] if args[1] == ">" else own < args[2]
 
     def _parse(self, question):
@@ -364,9 +369,6 @@ def _derive(r):
 
 
 COMPILED_RULES = [(re.compile(p), tag) for p, tag in RULES]
-STOP = {"of", "that", "which", "used", "for", "with", "in", "on", "like", "or", "and", "to", "from", "made", "part",
-        "similar", "not", "than", "as", "near", "inside", "about", "usually", "mostly", "often", "always", "typically",
-        "generally", "normally", "very", "really", "mainly"}
 
 
 class TwentyQuestionsSubset(TwentyQuestions):
