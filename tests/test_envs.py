@@ -152,3 +152,23 @@ def test_malformed_or_missing_dataset_gives_clear_error(tmp_path):
     bad.write_text(json.dumps([{"conversation": ["Is it 3? Yes."], "word": "99", "done": True}]))
     with pytest.raises(envs.DatasetError, match="unknown"):
         envs.load_dataset(str(bad), env)
+
+
+@pytest.mark.parametrize("name", sorted(envs.REGISTRY))
+def test_every_game_plays_scripted_games_to_the_end(name, tmp_path):
+    env = envs.make(name)
+    a = envs.play(envs.ScriptedPlayer(env, "mediocre", seed=3), env, 30, seed=11, batch_size=7)
+    b = envs.play(envs.ScriptedPlayer(env, "mediocre", seed=3), env, 30, seed=11, batch_size=7)
+    assert a == b  # same seeds (player's and games'), same games
+    for ep in a:
+        turns = len(ep["transitions"])
+        assert ep["transitions"][-1]["done"] and 1 <= turns <= 20
+        # -1 per turn, 0 on the winning turn: a win in k turns returns -(k - 1), a loss -20
+        assert ep["return"] == (-(turns - 1) if ep["success"] else -20.0)
+        assert ep["success"] == env.is_success(ep["secret"], ep["transitions"][-1]["action"])
+    expert = envs.summarize(envs.play(envs.ScriptedPlayer(env, "expert"), env, 30, seed=11))
+    assert expert["success_rate"] == 1.0 and expert["mean_return"] > envs.summarize(a)["mean_return"]
+    path = str(tmp_path / "d.json")
+    envs.save_dataset(path, env, a)
+    back = envs.load_dataset(path, env)
+    assert [(e["secret"], e["return"], e["success"]) for e in back] == [(e["secret"], e["return"], e["success"]) for e in a]
