@@ -1,0 +1,278 @@
+"""Token-level PPO for LM agents: the paper's on-policy baseline (Zhou et al. 2024, Sec. 6, "PPO").
+
+    python ppo.py --preset tiny --env twenty_questions_subset                # CPU, no download
+    python ppo.py --preset tiny --env guess_city --bc_checkpoint runs/<run>/bc.pt
+    python ppo.py --env guess_city                                          # GPT-2 actor
+    python ppo.py --preset tiny --resume --out_dir runs/<run>                # continue exactly
+
+Unlike ArCHer there is no utterance-level critic and no replay buffer. Each iteration plays
+`rollout_size` fresh games with the current actor, treats every TOKEN of every utterance as one
+step of one long token-level episode, and throws the games away after `ppo_epochs` passes:
+
+    reward    r_t = -kl_coef * (log pi_old(t) - log pi_BC(t))      on every token (InstructGPT/TRL)
+                    + the turn's env reward                          on the utterance's last token
+    value     V_t = value head on the actor's hidden state that predicts token t (shared trunk)
+    GAE       A_t = delta_t + g_t * lam * A_{t+1},  delta_t = r_t + g_t * V_{t+1} - V_t,
+              g_t = 1 inside an utterance, gamma after its last token, 0 after the game's last
+    policy    -min(rho_t A_t, clip(rho_t, 1 - eps, 1 + eps) A_t),  rho_t = pi(t) / pi_old(t)
+    value     (V_t - (A_t + V_old_t))^2
+
+Discounting only at utterance boundaries makes the token-level return equal to the utterance-level
+return ArCHer's critic estimates (gamma per turn), so both methods optimise the same objective;
+lambda is per token as in common LM PPO. See README "Metrics" for the ppo/* columns.
+"""
+import os
+import random
+from dataclasses import dataclass, field
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+from tqdm import tqdm
+
+import common
+import envs
+
+
+@dataclass
+class Args(common.CommonArgs):
+    algo: str = field(default="ppo", metadata={"help": "only 'ppo' (names the run folder like train_online.py's)"})
+    rollout_size: int = field(default=128, metadata={"help": "games collected per iteration (on-policy: used once)"})
+    ppo_epochs: int = field(default=4, metadata={"help": "passes over each iteration's games"})
+    minibatch_size: int = field(default=64, metadata={"help": "utterances per gradient step"})
+    actor_lr: float = field(default=1e-5, metadata={"help": "learning rate of the actor and its value head"})
+    clip: float = field(default=0.2, metadata={"help": "PPO ratio clip epsilon"})
+    gae_lambda: float = field(default=0.95, metadata={"help": "GAE lambda, per token"})
+    vf_coef: float = field(default=0.1, metadata={"help": "weight of the value loss (the value head shares the actor's trunk)"})
+    kl_coef: float = field(default=0.1, metadata={"help": "per-token KL(pi || pi_BC) penalty in the reward"})
+    truncation_penalty: float = field(default=1.0, metadata={"help": "subtracted from the reward of utterances cut at max_new_tokens (as in train_online.py)"})
+    normalize_adv: bool = field(default=True, metadata={"help": "whiten token advantages over each iteration's tokens"})
+
+    # common.build_actor reads this: PPO always puts a value head on the actor's hidden states.
+    token_baseline = True
+    # PPO is cheap per trajectory and needs many: bigger rollouts, a 10x larger budget (issue 5).
+    preset_overrides = {"tiny": dict(rollout_size=64, minibatch_size=64, ppo_epochs=4, eval_every=10,
+                                     total_trajectories=30000),
+                        "paper": dict(rollout_size=128, minibatch_size=64, ppo_epochs=4, eval_every=10,
+                                      total_trajectories=200000)}
+
+
+# --- the two pieces of math, pure and unit-tested (tests/test_ppo.py) ---
+def gae(rewards, values, dones, gamma, lam):
+    """Generalised advantage estimation along the last axis (time).
+
+    rewards, dones (..., T); values (..., T + 1): values[..., T] bootstraps the state after the last
+    step and only counts where that step is not done. gamma: a number or a (..., T) tensor of
+    per-step discounts (PPO here: 1 inside an utterance, gamma at its end). dones cut both the
+    bootstrap and the recursion, so padding after a done step never leaks into real steps.
+    Returns (advantages (..., T), returns (..., T) = advantages + values[..., :T])."""
+    rewards = torch.as_tensor(rewards, dtype=torch.float32)
+    values = torch.as_tensor(values, dtype=torch.float32)
+    alive = 1.0 - torch.as_tensor(dones, dtype=torch.float32)
+    gamma = torch.as_tensor(gamma, dtype=torch.float32).expand_as(rewards)
+    adv = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[..., 0])
+    for t in reversed(range(rewards.shape[-1])):
+        delta = rewards[..., t] + gamma[..., t] * alive[..., t] * values[..., t + 1] - values[..., t]
+        running = delta + gamma[..., t] * lam * alive[..., t] * running
+        adv[..., t] = running
+    return adv, adv + values[..., :-1]
+
+
+def ppo_clip_loss(logp_new, logp_old, adv, mask, clip):
+    """PPO's clipped surrogate, averaged over the real tokens: all arguments (B, T) but clip.
+    -min(rho A, clip(rho, 1 - clip, 1 + clip) A), rho = exp(logp_new - logp_old): once the
+    ratio has moved past the clip in the advantage's direction, the token stops pulling."""
+    ratio = torch.exp(logp_new - logp_old.detach())                              # (B, T)
+    adv = adv.detach()
+    surrogate = torch.minimum(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv)
+    mask = mask.to(surrogate.dtype)
+    return -(surrogate * mask).sum() / mask.sum().clamp(min=1)
+
+
+# --- collection: play games, remember which samples were cut at max_new_tokens ---
+def collect(actor, env, n_games, seed):
+    """-> (episodes, turns). turns: one dict per utterance, games in order, turns in order."""
+    truncated = {}
+
+    def policy(observations):  # envs.play does not keep Actor.last_truncated; we do
+        utterances = actor.sample(observations)
+        truncated.update(zip(zip(observations, utterances), actor.last_truncated))
+        return utterances
+
+    episodes = envs.play(policy, env, n_games, seed=seed)
+    turns = [{**t, "truncated": truncated[(t["obs"], t["action"])], "episode": e}
+             for e, ep in enumerate(episodes) for t in ep["transitions"]]
+    return episodes, turns
+
+
+@torch.no_grad()
+def score(actor, reference, turns, chunk):
+    """Per utterance, 1-D tensors over its tokens: log pi_old, log pi_BC and V_old."""
+    out = {"logp": [], "ref": [], "value": []}
+    for i in range(0, len(turns), chunk):
+        part = turns[i:i + chunk]
+        obs, acts, trunc = [t["obs"] for t in part], [t["action"] for t in part], [t["truncated"] for t in part]
+        logp, mask, hidden = actor.token_log_probs(obs, acts, truncated=trunc)      # (B, T) x2, (B, T, H)
+        ref, _, _ = reference.token_log_probs(obs, acts, return_hidden=False, truncated=trunc)
+        value = actor.token_values(hidden)                                        # (B, T)
+        for row in range(len(part)):
+            m = mask[row]
+            out["logp"].append(logp[row][m].cpu())
+            out["ref"].append(ref[row][m].cpu())
+            out["value"].append(value[row][m].float().cpu())
+    return out
+
+
+# --- token-level PPO: rewards on tokens, GAE over the whole game's tokens ---
+def token_advantages(turns, scored, args):
+    """Lay each game's utterances end to end as one token sequence, (E, L) padded, run GAE, and
+    cut the result back into per-utterance 1-D advantages and returns."""
+    games = {}
+    for j, t in enumerate(turns):
+        games.setdefault(t["episode"], []).append(j)
+    order = list(games.values())
+    L = max(sum(len(scored["logp"][j]) for j in js) for js in order)
+    E = len(order)
+    rewards, values = torch.zeros(E, L), torch.zeros(E, L + 1)
+    dones, discount = torch.ones(E, L), torch.ones(E, L)      # padding: done (cuts any leak)
+    spans = {}
+    for e, js in enumerate(order):
+        pos = 0
+        for j in js:
+            t, n = turns[j], len(scored["logp"][j])
+            kl = scored["logp"][j] - scored["ref"][j]              # (n,) sampled log-ratio to BC
+            rewards[e, pos:pos + n] = -args.kl_coef * kl
+            rewards[e, pos + n - 1] += t["reward"] - args.truncation_penalty * float(t["truncated"])
+            values[e, pos:pos + n] = scored["value"][j]
+            dones[e, pos:pos + n] = 0.0
+            dones[e, pos + n - 1] = float(t["done"])
+            discount[e, pos + n - 1] = args.gamma                 # a turn passes: discount once
+            spans[j] = (e, pos, pos + n)
+            pos += n
+    adv, ret = gae(rewards, values, dones, discount, args.gae_lambda)   # (E, L) each
+    adv_list = [adv[e, a:b] for e, a, b in (spans[j] for j in range(len(turns)))]
+    ret_list = [ret[e, a:b] for e, a, b in (spans[j] for j in range(len(turns)))]
+    flat = torch.cat(adv_list)                                           # every real token
+    stats = {"ppo/advantage_mean": flat.mean().item(), "ppo/return_mean": torch.cat(ret_list).mean().item()}
+    if args.normalize_adv:
+        mean, std = flat.mean(), flat.std(unbiased=False) + 1e-6
+        adv_list = [(a - mean) / std for a in adv_list]
+    return adv_list, ret_list, stats
+
+
+def ppo_update(actor, opt, turns, scored, adv, ret, args, rng):
+    """`ppo_epochs` shuffled passes of `minibatch_size` utterances; returns the mean statistics."""
+    sums, steps = {}, 0
+    for _ in range(args.ppo_epochs):
+        idx = list(range(len(turns)))
+        rng.shuffle(idx)
+        for i in range(0, len(idx), args.minibatch_size):
+            mb = idx[i:i + args.minibatch_size]
+            obs, acts = [turns[j]["obs"] for j in mb], [turns[j]["action"] for j in mb]
+            logp, mask, hidden = actor.token_log_probs(obs, acts, truncated=[turns[j]["truncated"] for j in mb])
+            value = actor.token_values(hidden)                              # (B, T)
+            dev = logp.device
+            pad = lambda xs: pad_sequence([xs[j] for j in mb], batch_first=True).to(dev)  # noqa: E731
+            old, a, r = pad(scored["logp"]), pad(adv), pad(ret)             # (B, T) left-aligned, like logp
+            fmask = mask.float()
+            policy_loss = ppo_clip_loss(logp, old, a, mask, args.clip)
+            value_loss = (((value - r) ** 2) * fmask).sum() / fmask.sum()
+            loss = policy_loss + args.vf_coef * value_loss
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(actor.parameters(), 1.0)
+            opt.step()
+            with torch.no_grad():
+                log_ratio = (logp - old) * fmask
+                clipped = ((log_ratio.exp() - 1).abs() > args.clip).float() * fmask
+                stats = {"ppo/policy_loss": policy_loss.item(), "ppo/value_loss": value_loss.item(),
+                         "ppo/approx_kl": ((log_ratio.exp() - 1 - log_ratio) * fmask).sum().item() / fmask.sum().item(),
+                         "ppo/clipfrac": clipped.sum().item() / fmask.sum().item()}
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + v
+            steps += 1
+    return {k: v / max(steps, 1) for k, v in sums.items()}
+
+
+def load_bc(actor, path, device):
+    """A BC state dict from train_online.py has no value head: load the rest, keep the fresh head."""
+    missing, unexpected = actor.load_state_dict(torch.load(path, map_location=device), strict=False)
+    if unexpected or any(not k.startswith("value_head.") for k in missing):
+        common.fail(f"--bc_checkpoint {path} does not fit this --policy_lm ({len(missing)} missing, {len(unexpected)} unexpected keys)")
+
+
+def main(argv=None):
+    args = common.parse(Args, argv)
+    if args.algo != "ppo":
+        common.fail(f"unknown --algo {args.algo!r}; ppo.py only runs ppo")
+    ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
+    common.seed_everything(args.seed)
+    env = envs.make(args.env)
+    data = common.load_data(args, env)
+    actor = common.build_actor(args, data)
+    rng = random.Random(args.seed)
+
+    # --- start from behaviour cloning, as the paper does for every method ---
+    if args.resume:
+        state = common.load_checkpoint(ckpt_path)
+    else:
+        common.write_args(args)
+        if args.bc_checkpoint:
+            if not os.path.exists(args.bc_checkpoint):
+                common.fail(f"--bc_checkpoint {args.bc_checkpoint} not found")
+            load_bc(actor, args.bc_checkpoint, args.device)
+        else:
+            common.behaviour_clone(actor, common.bc_pairs(data), args.bc_steps, args.batch_size, args.bc_lr, rng)
+            torch.save(actor.state_dict(), os.path.join(args.out_dir, "bc.pt"))
+    reference = common.build_actor(args, data)
+    reference.load_state_dict(state["reference"] if args.resume else actor.state_dict())
+    reference.requires_grad_(False)
+
+    opt = torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=args.actor_lr)
+    log, iteration, trajectories = common.RunLog(args.out_dir, resume=args.resume), 0, 0
+    if args.resume:
+        actor.load_state_dict(state["actor"])
+        opt.load_state_dict(state["opt"])
+        iteration, trajectories = state["iteration"], state["trajectories"]
+        rng.setstate(state["rng_loop"])
+        common.set_rng_state(state["rng"])
+    timer, wall0 = common.Timer(), float(log.rows[-1]["wall_s"]) if log.rows else 0.0
+
+    def evaluate_and_save(stats):
+        result, episodes = common.evaluate(actor, env, args.eval_games)
+        greedy, _ = common.evaluate(actor, env, args.eval_games, greedy=True)
+        row = {"iteration": iteration, "trajectories": trajectories, "eval_return": result["mean_return"],
+               "eval_success": result["success_rate"], "eval_return_greedy": greedy["mean_return"],
+               "eval_success_greedy": greedy["success_rate"], "wall_s": wall0 + timer(), **stats}
+        log.log(row, samples=episodes[:3])
+        common.save_checkpoint(ckpt_path, actor=actor.state_dict(), opt=opt.state_dict(),
+                               reference=reference.state_dict(), iteration=iteration,
+                               trajectories=trajectories, rng_loop=rng.getstate(), rng=common.rng_state(),
+                               args=common.args_dict(args))
+        return row
+
+    if iteration == 0:
+        evaluate_and_save({})  # the BC start
+    bar = tqdm(total=args.total_trajectories, initial=trajectories, desc=f"ppo {args.env}")
+    while trajectories < args.total_trajectories:
+        # --- collect fresh games with the current actor; they are used for this iteration only ---
+        episodes, turns = collect(actor, env, args.rollout_size, seed=(args.seed + 1) * 10**7 + trajectories)
+        trajectories += len(episodes)
+        iteration += 1
+        # --- PPO (token level): score old log-probs and values once, GAE, then several epochs ---
+        scored = score(actor, reference, turns, args.minibatch_size)
+        adv, ret, stats = token_advantages(turns, scored, args)
+        stats.update(ppo_update(actor, opt, turns, scored, adv, ret, args, rng))
+        stats.update({"train/return": envs.summarize(episodes)["mean_return"],
+                      "ppo/kl": float(torch.cat(scored["logp"]).sub(torch.cat(scored["ref"])).mean()),
+                      "ppo/truncated": sum(t["truncated"] for t in turns) / len(turns)})
+        bar.update(len(episodes))
+        if iteration % args.eval_every == 0 or trajectories >= args.total_trajectories:
+            row = evaluate_and_save(stats)
+            bar.set_postfix(eval_return=f"{row['eval_return']:.2f}")
+    bar.close()
+    print(f"done: {trajectories} trajectories, eval return {float(log.rows[-1]['eval_return']):.2f} -> {log.path}")
+
+
+if __name__ == "__main__":
+    main()
