@@ -206,8 +206,7 @@ class RunLog:
         self.rows = []
         if resume and os.path.exists(self.path):
             with open(self.path) as f:
-                self.rows = [{k: float(v) if v not in ("", None) else "" for k, v in r.items()}
-                             for r in csv.DictReader(f)]
+                self.rows = list(csv.DictReader(f))  # kept as written, so a resumed file is unchanged
 
     def log(self, row, samples=()):
         self.rows.append(row)
@@ -226,10 +225,9 @@ class RunLog:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(5, 3.5))
-        x = [r[self.x] for r in self.rows]
-        ax.plot(x, [r["eval_return"] for r in self.rows], marker="o", label="sampled")
-        if "eval_return_greedy" in self.rows[-1]:
-            ax.plot(x, [r.get("eval_return_greedy", np.nan) for r in self.rows], marker=".", ls="--", label="greedy")
+        col = lambda key: [float(r[key]) if r.get(key, "") != "" else np.nan for r in self.rows]
+        ax.plot(col(self.x), col("eval_return"), marker="o", label="sampled")
+        ax.plot(col(self.x), col("eval_return_greedy"), marker=".", ls="--", label="greedy")
         ax.set_xlabel({"trajectories": "trajectories collected"}.get(self.x, self.x.replace("_", " ")))
         ax.set_ylabel("eval return")
         ax.legend()

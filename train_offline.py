@@ -53,7 +53,7 @@ class Args(common.CommonArgs):
     # used by iql_reinforce through train_online.actor_update
     kl_coef: float = field(default=0.1, metadata={"help": "iql_reinforce: per-token KL to the BC start"})
     truncation_penalty: float = field(default=1.0, metadata={"help": "iql_reinforce: penalty for run-on samples"})
-    normalize_adv: bool = field(default=True, metadata={"help": "iql_reinforce: unit-std advantages"})
+    normalize_adv: bool = field(default=True, metadata={"help": "iql_reinforce: centre and scale advantages per batch"})
     token_baseline: bool = field(default=False, metadata={"help": "iql_reinforce: token-level baseline"})
 
     # Offline runs have no rollouts: more actor steps per iteration, a budget in iterations.
@@ -61,7 +61,7 @@ class Args(common.CommonArgs):
                         "paper": dict(iterations=40, critic_steps=50, actor_steps=25)}
 
 
-# --- offline ArCHer critic update (IQL): TD for Q, expectile regression for V, then Polyak ---
+# --- offline ArCHer critic update (IQL, paper Sec. 4.3): TD for Q, expectile regression for V, then Polyak ---
 def iql_update(critic, target, opt, batch, args, expectile):
     obs, acts = batch["obs"], batch["action"]
     reward = torch.tensor(batch["reward"], dtype=torch.float32, device=args.device)  # (B,)
@@ -122,9 +122,9 @@ def main(argv=None):
         iteration = state["iteration"]
         rng.setstate(state["rng_loop"])
         common.set_rng_state(state["rng"])
-    timer, wall0 = common.Timer(), log.rows[-1]["wall_s"] if log.rows else 0.0
+    timer, wall0 = common.Timer(), float(log.rows[-1]["wall_s"]) if log.rows else 0.0
 
-    def awr_weight_fn(obs, acts):  # AWR: exp(beta * A(s, a_data)), clipped (paper Eq. 5)
+    def awr_weight_fn(obs, acts):  # AWR: exp(beta * A(s, a_data)), clipped (paper Sec. 4.3)
         with torch.no_grad():
             return awr_weights(advantage(*critic(obs, acts)), args.beta, args.max_weight)
 
@@ -162,7 +162,7 @@ def main(argv=None):
                 weight_fn=awr_weight_fn if critic else None, opt=actor_opt)
         if iteration % args.eval_every == 0 or iteration == args.iterations:
             evaluate_and_save(stats)
-    print(f"done: {args.algo}, eval return {log.rows[-1]['eval_return']:.2f} -> {log.path}")
+    print(f"done: {args.algo}, eval return {float(log.rows[-1]['eval_return']):.2f} -> {log.path}")
 
 
 if __name__ == "__main__":

@@ -43,12 +43,12 @@ class Args(common.CommonArgs):
     prefill: bool = field(default=True, metadata={"help": "start the buffer with the offline dataset (more states for the critic)"})
     kl_coef: float = field(default=0.1, metadata={"help": "per-token KL to the BC policy (anchor against collapse)"})
     truncation_penalty: float = field(default=1.0, metadata={"help": "subtracted from the advantage of utterances cut at max_new_tokens"})
-    normalize_adv: bool = field(default=True, metadata={"help": "scale advantages to unit std per batch"})
+    normalize_adv: bool = field(default=True, metadata={"help": "centre and scale advantages per batch (zero mean, unit std)"})
     token_baseline: bool = field(default=False, metadata={"help": "the paper's token-level baseline on the actor's hidden states"})
     filter_top: float = field(default=0.1, metadata={"help": "filtered_bc: fraction of the best games kept"})
 
 
-# --- ArCHer critic update (paper Eq. 2-3): TD for Q, Q_target at a' ~ pi for V, then Polyak ---
+# --- ArCHer critic update (paper Sec. 4): TD for Q, Q_target at a' ~ pi for V, then Polyak ---
 def critic_update(critic, target, actor, opt, batch, args):
     obs, acts = batch["obs"], batch["action"]
     reward = torch.tensor(batch["reward"], dtype=torch.float32, device=args.device)  # (B,)
@@ -68,21 +68,22 @@ def critic_update(critic, target, actor, opt, batch, args):
     return {"critic/q_loss": lq.item(), "critic/v_loss": lv.item(), "critic/q_mean": q1.mean().item()}
 
 
-# --- ArCHer actor update (paper Eq. 4): REINFORCE on each token with A = min Q - min V ---
+# --- ArCHer actor update (paper Sec. 4): REINFORCE on each token with A = min Q - min V ---
 def actor_update(actor, reference, critic, opt, obs, args):
     with torch.no_grad():
         acts = actor.sample(obs)
-        truncated = torch.tensor(actor.last_truncated, dtype=torch.float32, device=args.device)
+        cut = actor.last_truncated  # run-ons: scored without the "\n" the model never chose
+        truncated = torch.tensor(cut, dtype=torch.float32, device=args.device)
         adv = advantage(*critic(obs, acts))                      # (B,) utterance-level advantage
         raw_mean = adv.mean().item()
         if args.normalize_adv:
             adv = normalize_advantages(adv)
         adv = adv - args.truncation_penalty * truncated          # run-ons have no "\n" to reinforce
-    logp, mask, hidden = actor.token_log_probs(obs, acts)        # (B, T), (B, T), (B, T, H)
+    logp, mask, hidden = actor.token_log_probs(obs, acts, return_hidden=args.token_baseline, truncated=cut)  # (B, T) x2, (B, T, H)
     loss = pg_loss(logp, mask, adv, baseline=actor.token_values(hidden) if args.token_baseline else None)
     kl = torch.tensor(0.0, device=args.device)
     if args.kl_coef > 0:
-        kl = kl_to_reference(actor, reference, obs, acts)        # exact per-token KL(pi || pi_BC)
+        kl = kl_to_reference(actor, reference, obs, acts, cut)   # exact per-token KL(pi || pi_BC)
         loss = loss + args.kl_coef * kl
     opt.zero_grad()
     loss.backward()
@@ -137,7 +138,7 @@ def main(argv=None):
         common.set_rng_state(state["rng"])
     elif args.prefill and args.algo == "archer":  # filtered BC imitates its own games only
         buffer.add_episodes(data)
-    timer, wall0 = common.Timer(), log.rows[-1]["wall_s"] if log.rows else 0.0
+    timer, wall0 = common.Timer(), float(log.rows[-1]["wall_s"]) if log.rows else 0.0
 
     def evaluate_and_save(stats):
         result, episodes = common.evaluate(actor, env, args.eval_games)
@@ -185,7 +186,7 @@ def main(argv=None):
             row = evaluate_and_save(stats)
             bar.set_postfix(eval_return=f"{row['eval_return']:.2f}")
     bar.close()
-    print(f"done: {trajectories} trajectories, eval return {log.rows[-1]['eval_return']:.2f} -> {log.path}")
+    print(f"done: {trajectories} trajectories, eval return {float(log.rows[-1]['eval_return']):.2f} -> {log.path}")
 
 
 if __name__ == "__main__":
