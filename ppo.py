@@ -107,19 +107,21 @@ def collect(actor, env, n_games, seed):
 
 @torch.no_grad()
 def score(actor, reference, turns, chunk):
-    """Per utterance, 1-D tensors over its tokens: log pi_old, log pi_BC and V_old."""
-    out = {"logp": [], "ref": [], "value": []}
+    """Per utterance, 1-D tensors over its tokens: log pi_old, log pi_BC and V_old.
+    Chunks hold dialogues of similar length (a game's first turn has a short prompt, its 20th a
+    long one), so little of each forward pass is padding."""
+    out = {"logp": [None] * len(turns), "ref": [None] * len(turns), "value": [None] * len(turns)}
+    by_length = sorted(range(len(turns)), key=lambda j: len(turns[j]["obs"]))
     for i in range(0, len(turns), chunk):
-        part = turns[i:i + chunk]
+        part = [turns[j] for j in by_length[i:i + chunk]]
         obs, acts, trunc = [t["obs"] for t in part], [t["action"] for t in part], [t["truncated"] for t in part]
         logp, mask, hidden = actor.token_log_probs(obs, acts, truncated=trunc)      # (B, T) x2, (B, T, H)
         ref, _, _ = reference.token_log_probs(obs, acts, return_hidden=False, truncated=trunc)
         value = actor.token_values(hidden)                                        # (B, T)
-        for row in range(len(part)):
+        for row, j in enumerate(by_length[i:i + chunk]):
             m = mask[row]
-            out["logp"].append(logp[row][m].cpu())
-            out["ref"].append(ref[row][m].cpu())
-            out["value"].append(value[row][m].float().cpu())
+            out["logp"][j], out["ref"][j] = logp[row][m].cpu(), ref[row][m].cpu()
+            out["value"][j] = value[row][m].float().cpu()
     return out
 
 
