@@ -173,9 +173,9 @@ def ppo_update(actor, opt, turns, scored, adv, ret, args, rng):
             obs, acts = [turns[j]["obs"] for j in mb], [turns[j]["action"] for j in mb]
             logp, mask, hidden = actor.token_log_probs(obs, acts, truncated=[turns[j]["truncated"] for j in mb])
             value = actor.token_values(hidden)                              # (B, T)
-            dev = logp.device
-            pad = lambda xs: pad_sequence([xs[j] for j in mb], batch_first=True).to(dev)  # noqa: E731
-            old, a, r = pad(scored["logp"]), pad(adv), pad(ret)             # (B, T) left-aligned, like logp
+            # Stored per-utterance vectors, padded at the end: (B, T), left-aligned like logp.
+            old, a, r = (pad_sequence([xs[j] for j in mb], batch_first=True).to(logp.device)
+                         for xs in (scored["logp"], adv, ret))
             fmask = mask.float()
             policy_loss = ppo_clip_loss(logp, old, a, mask, args.clip)
             value_loss = (((value - r) ** 2) * fmask).sum() / fmask.sum()
