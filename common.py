@@ -178,11 +178,11 @@ def behaviour_clone(actor, pairs, steps, batch_size, lr, rng, desc="bc", weight_
 
 
 @torch.no_grad()
-def evaluate(actor, env, n_games, greedy=False):
+def evaluate(policy, env, n_games, greedy=False):
     """Play the fixed evaluation games: reset seeds 10**6 + i, the same for every run and method
     (paired comparisons) and disjoint from the training games (seeds from 10**7 up)."""
-    policy = (lambda obs: actor.sample(obs, greedy=True)) if greedy else actor
-    episodes = envs.play(policy, env, n_games, seed=EVAL_SEED)
+    play_fn = (lambda obs: policy.sample(obs, greedy=True)) if greedy else policy
+    episodes = envs.play(play_fn, env, n_games, seed=EVAL_SEED)
     return envs.summarize(episodes), episodes
 
 

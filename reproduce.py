@@ -61,14 +61,18 @@ def run_all(args, extra):
         jobs = []
         # 2. every method from that start, the same budget
         for algo in args.algos:
+            # PPO is on-policy and cheap per game: it gets ppo_factor times the budget, so the
+            # sample-efficiency ratio is measured, not extrapolated. Flags after -- are
+            # train_online.py's, so PPO does not get them.
+            script, budget, flags = (("ppo.py", args.budget * args.ppo_factor, common_flags[:6]) if algo == "ppo"
+                                     else ("train_online.py", args.budget, common_flags))
             for seed in range(args.seeds):
                 d = os.path.join(args.out, f"{algo}-s{seed}")
-                if finished(d, args.budget):
+                if finished(d, budget):
                     continue
                 resume = ["--resume"] if os.path.exists(os.path.join(d, "checkpoint.pt")) else []
-                cmd = ["train_online.py", *common_flags, "--algo", algo, "--seed", str(seed),
-                       "--bc_checkpoint", bc[seed], "--total_trajectories", str(args.budget),
-                       "--out_dir", d, *resume]
+                cmd = [script, *flags, "--algo", algo, "--seed", str(seed), "--bc_checkpoint", bc[seed],
+                       "--total_trajectories", str(budget), "--out_dir", d, *resume]
                 os.makedirs(args.out, exist_ok=True)
                 jobs.append(pool.submit(launch, cmd, d + ".log"))
         report(jobs)
@@ -90,6 +94,7 @@ def summarize(args):
     lines = ["| method | seeds | BC start | final (sampled) median [min, max] | final (greedy) median "
              "| best (sampled) mean | trajectories | wall time per run |",
              "|---|---|---|---|---|---|---|---|"]
+    curves = {}  # algo -> (x, mean eval return over seeds)
     for algo in args.algos:
         runs = [read_rows(os.path.join(args.out, f"{algo}-s{s}")) for s in range(args.seeds)]
         runs = [r for r in runs if r]
@@ -99,6 +104,7 @@ def summarize(args):
         x = np.array([r["trajectories"] for r in runs[0][:n]])
         y = np.array([[r["eval_return"] for r in run[:n]] for run in runs])      # (seeds, points)
         g = np.array([[r["eval_return_greedy"] for r in run[:n]] for run in runs])
+        curves[algo] = (x, y.mean(0))
         ax.plot(np.maximum(x, 1), y.mean(0), label=algo)
         ax.fill_between(np.maximum(x, 1), y.min(0), y.max(0), alpha=0.2)
         wall = np.mean([run[n - 1]["wall_s"] for run in runs]) / 60
@@ -113,10 +119,26 @@ def summarize(args):
     ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(args.out, "figure.png"), dpi=110)
-    table = "\n".join(lines)
+    table = "\n".join(lines + ["", efficiency_ratio(curves)])
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(table + "\n")
     print(table)
+
+
+def efficiency_ratio(curves):
+    """The paper's headline: trajectories PPO needed to reach its best mean return, divided by the
+    trajectories ArCHer needed to reach that same return (both read off the mean curves)."""
+    if "ppo" not in curves or "archer" not in curves:
+        return "sample-efficiency ratio: needs both ppo and archer runs"
+    (xp, yp), (xa, ya) = curves["ppo"], curves["archer"]
+    best = yp.max()
+    need_ppo = xp[int(np.argmax(yp >= best))]
+    if not (ya >= best).any():
+        return (f"sample-efficiency ratio: ArCHer never reached PPO's best ({best:.2f} at {need_ppo:.0f} "
+                f"trajectories) within {xa[-1]:.0f} trajectories")
+    need_archer = max(xa[int(np.argmax(ya >= best))], 1)
+    return (f"sample-efficiency ratio: PPO reached its best {best:.2f} at {need_ppo:.0f} trajectories, "
+            f"ArCHer at {need_archer:.0f}: {need_ppo / need_archer:.1f}x")
 
 
 def main(argv=None):
@@ -127,7 +149,9 @@ def main(argv=None):
     p.add_argument("--env", default="twenty_questions_subset")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--algos", nargs="+", default=["archer", "filtered_bc"])
+    p.add_argument("--algos", nargs="+", default=["archer", "filtered_bc", "chai", "ppo"],
+                   help="any of archer, filtered_bc, chai (train_online.py) and ppo (ppo.py)")
+    p.add_argument("--ppo_factor", type=int, default=10, help="PPO's budget = this x --budget")
     p.add_argument("--budget", type=int, default=3000, help="trajectories per run")
     p.add_argument("--jobs", type=int, default=2, help="runs side by side (one CPU thread each)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")

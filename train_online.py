@@ -24,12 +24,14 @@ import common
 import envs
 from actor import kl_to_reference, normalize_advantages, pg_loss
 from buffer import ReplayBuffer
+from chai import ChaiPolicy
 from critic import advantage, polyak_update, q_loss, td_target, v_loss
 
 
 @dataclass
 class Args(common.CommonArgs):
-    algo: str = field(default="archer", metadata={"help": "archer (the paper) or filtered_bc (BC on the top 10%% of games so far)"})
+    algo: str = field(default="archer", metadata={"help": "archer (the paper), filtered_bc (BC on the top 10%% of games so far) or chai (k samples ranked by the critic, actor frozen)"})
+    chai_k: int = field(default=5, metadata={"help": "chai: utterances sampled per turn"})
     rollout_size: int = field(default=128, metadata={"help": "trajectories collected per iteration"})
     critic_steps: int = field(default=50, metadata={"help": "critic TD steps per iteration"})
     actor_steps: int = field(default=3, metadata={"help": "actor steps per iteration"})
@@ -49,14 +51,14 @@ class Args(common.CommonArgs):
 
 
 # --- ArCHer critic update (paper Sec. 4): TD for Q, Q_target at a' ~ pi for V, then Polyak ---
-def critic_update(critic, target, actor, opt, batch, args):
+def critic_update(critic, target, policy, opt, batch, args):
     obs, acts = batch["obs"], batch["action"]
     reward = torch.tensor(batch["reward"], dtype=torch.float32, device=args.device)  # (B,)
     done = torch.tensor(batch["done"], dtype=torch.float32, device=args.device)      # (B,)
     with torch.no_grad():
         tv1, tv2 = target.v(batch["next_obs"])                          # (B,), (B,)
         y1, y2 = td_target(reward, done, tv1, args.gamma), td_target(reward, done, tv2, args.gamma)
-        fresh = actor.sample(obs)                                        # a' ~ pi(.|s)
+        fresh = policy.sample(obs)                                       # a' ~ pi(.|s)
         tq1, tq2 = target.q(obs, fresh)                                 # (B,), (B,)
     q1, q2, v1, v2 = critic(obs, acts)
     lq, lv = q_loss(q1, q2, y1, y2), v_loss(v1, v2, tq1, tq2)
@@ -95,14 +97,16 @@ def actor_update(actor, reference, critic, opt, obs, args):
 
 def main(argv=None):
     args = common.parse(Args, argv)
-    if args.algo not in ("archer", "filtered_bc"):
-        common.fail(f"unknown --algo {args.algo!r}; choose archer or filtered_bc")
+    if args.algo not in ("archer", "filtered_bc", "chai"):
+        common.fail(f"unknown --algo {args.algo!r}; choose archer, filtered_bc or chai")
     ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
     common.seed_everything(args.seed)
     env = envs.make(args.env)
     data = common.load_data(args, env)
     actor = common.build_actor(args, data)
-    critic, target = common.build_critic(args, data) if args.algo == "archer" else (None, None)
+    critic, target = common.build_critic(args, data) if args.algo != "filtered_bc" else (None, None)
+    # The policy that plays: the actor itself, or CHAI's pick among k of its samples.
+    policy = ChaiPolicy(actor, critic, args.chai_k) if args.algo == "chai" else actor
     rng = random.Random(args.seed)
 
     # --- start from behaviour cloning, as the paper does ---
@@ -136,13 +140,13 @@ def main(argv=None):
         iteration, trajectories = state["iteration"], state["trajectories"]
         rng.setstate(state["rng_loop"])
         common.set_rng_state(state["rng"])
-    elif args.prefill and args.algo == "archer":  # filtered BC imitates its own games only
+    elif args.prefill and critic:  # filtered BC imitates its own games only
         buffer.add_episodes(data)
     timer, wall0 = common.Timer(), float(log.rows[-1]["wall_s"]) if log.rows else 0.0
 
     def evaluate_and_save(stats):
-        result, episodes = common.evaluate(actor, env, args.eval_games)
-        greedy, _ = common.evaluate(actor, env, args.eval_games, greedy=True)
+        result, episodes = common.evaluate(policy, env, args.eval_games)
+        greedy, _ = common.evaluate(policy, env, args.eval_games, greedy=True)
         if critic:
             stats = {**stats, **common.diagnose(critic, env, episodes, args.gamma)}
         row = {"iteration": iteration, "trajectories": trajectories, "eval_return": result["mean_return"],
@@ -164,20 +168,21 @@ def main(argv=None):
     bar = tqdm(total=args.total_trajectories, initial=trajectories, desc=f"{args.algo} {args.env}")
     while trajectories < args.total_trajectories:
         # --- collect: the current actor plays a batch of games (Algorithm 1, line 3) ---
-        episodes = envs.play(actor, env, args.rollout_size, seed=(args.seed + 1) * 10**7 + trajectories)
+        episodes = envs.play(policy, env, args.rollout_size, seed=(args.seed + 1) * 10**7 + trajectories)
         trajectories += len(episodes)
         iteration += 1
         stats = {"train/return": envs.summarize(episodes)["mean_return"]}
         buffer.add_episodes(episodes)
-        if args.algo == "archer":
+        if critic:  # ArCHer and CHAI learn the same critic, of the policy that plays
             for _ in range(args.critic_steps):
-                stats.update(critic_update(critic, target, actor, critic_opt,
+                stats.update(critic_update(critic, target, policy, critic_opt,
                                            buffer.sample(args.critic_batch_size, rng), args))
+        if args.algo == "archer":
             if iteration > args.warmup_iters:
                 for _ in range(args.actor_steps):
                     obs = buffer.sample(args.batch_size, rng)["obs"]
                     stats.update(actor_update(actor, reference, critic, actor_opt, obs, args))
-        else:  # --- online filtered BC baseline: imitate the best games collected so far ---
+        elif args.algo == "filtered_bc":  # --- online filtered BC: imitate the best games so far ---
             keep = common.bc_pairs(buffer.top_episodes(args.filter_top))
             stats["actor/loss"] = common.behaviour_clone(actor, keep, args.actor_steps, args.batch_size,
                                                          args.actor_lr, rng, desc="fbc", opt=actor_opt)

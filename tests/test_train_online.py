@@ -29,7 +29,7 @@ def rows(out_dir):
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("algo", ["archer", "filtered_bc"])
+@pytest.mark.parametrize("algo", ["archer", "filtered_bc", "chai"])
 def test_tiny_run_writes_metrics_curve_samples_and_checkpoint(tmp_path, algo):
     out = str(tmp_path / algo)
     run(*TINY, "--algo", algo, "--total_trajectories", "8", "--out_dir", out)
@@ -40,6 +40,8 @@ def test_tiny_run_writes_metrics_curve_samples_and_checkpoint(tmp_path, algo):
     assert all(-20 <= float(x["eval_return"]) <= 0 for x in r)
     if algo == "archer":  # the actor trained in iteration 2 (after the 1-iteration warm-up)
         assert r[2]["actor/loss"] != "" and r[2]["critic/q_loss"] != ""
+    if algo == "chai":  # the critic learns, the actor does not
+        assert r[2]["critic/q_loss"] != "" and r[2].get("actor/loss", "") == ""
     for f in ["curve.png", "samples.txt", "checkpoint.pt", "args.json", "bc.pt"]:
         assert os.path.getsize(os.path.join(out, f)) > 0
     assert "Questions:" in open(os.path.join(out, "samples.txt")).read()
