@@ -41,7 +41,8 @@ _VALID_CACHE = {}  # (game file, world-state hash) -> Jericho's valid actions, s
 
 
 class GameFileError(FileNotFoundError):
-    """A game file that is missing or unusable; the message is one line that says what to do."""
+    """A game that cannot be played here (its file or package is missing or unusable); the message
+    is one line that says what to do."""
 
 
 def find_detective(game_file=None):
@@ -73,7 +74,10 @@ class _JerichoGame:
     """A game with Jericho's bindings (Detective and the other games Jericho supports)."""
 
     def __init__(self, path):
-        import jericho
+        try:
+            import jericho
+        except ImportError:
+            raise GameFileError(f"{path} is played with Jericho: pip install jericho (requirements-games.txt)") from None
         # Jericho names the objects in the room text with spaCy's en_core_web_sm, which it
         # downloads from GitHub on first use. We give it a blank English pipeline instead: no
         # download, the same valid actions on every machine, objects named by the object tree.
@@ -113,6 +117,8 @@ class _JerichoGame:
         # core); one game state gives one list, so the list is cached by the world-state hash.
         key = (self.path, self.env.get_world_state_hash())
         if key not in _VALID_CACHE:
+            if len(_VALID_CACHE) > 200_000:  # a long run meets many states: bound the memory (~200 MB)
+                _VALID_CACHE.clear()
             _VALID_CACHE[key] = self.env.get_valid_actions(use_parallel=False)  # parallel = a process pool per game
         return _VALID_CACHE[key]
 
@@ -335,6 +341,11 @@ def make_env(name, args=None):
     return Detective(game_file) if name == "detective" else TextGame(game_file)
 
 
+def main(argv=None):
+    """Write data/<env>.json with a scripted player, or print returns per skill (see the docstring)."""
+    return game_data.main(sys.argv[1:] if argv is None else argv, ["detective", "textgame"], make_env,
+                          lambda game, noise, seed: WalkthroughPlayer(game, noise, seed), "textgame")
+
+
 if __name__ == "__main__":
-    sys.exit(game_data.main(sys.argv[1:], ["detective", "textgame"], make_env,
-                            lambda game, noise, seed: WalkthroughPlayer(game, noise, seed), "textgame"))
+    sys.exit(main())

@@ -350,6 +350,11 @@ def make_env(name, args=None):
     return WebShop(server=getattr(args, "server", None))
 
 
+def main(argv=None):
+    """Write data/<env>.json with a scripted player, or print returns per skill (see the docstring)."""
+    return game_data.main(sys.argv[1:] if argv is None else argv, ["webshop"], make_env,
+                          lambda game, noise, seed: ScriptedShopper(game, noise, seed), "webshop")
+
+
 if __name__ == "__main__":
-    sys.exit(game_data.main(sys.argv[1:], ["webshop"], make_env,
-                            lambda game, noise, seed: ScriptedShopper(game, noise, seed), "webshop"))
+    sys.exit(main())

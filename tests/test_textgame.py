@@ -15,7 +15,6 @@ import textgame
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # TextWorld games are "unsupported" to Jericho
 DETECTIVE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "detective.z5")
-needs_detective = pytest.mark.skipif(not os.path.exists(DETECTIVE), reason="no ../shared/data/detective.z5")
 
 
 def _needs(module):
