@@ -1,6 +1,6 @@
 """Text adventures: the paper's Detective, any z-machine game, and small TextWorld games made offline.
 
-The paper's Detective task (Zhou et al. 2024, sec. 6) is a z-machine game played through Jericho:
+The paper's Detective task (Zhou et al. 2024) is a z-machine game, played here through Jericho:
 
     observation = the room (what `look` prints), the inventory, the game's last output and the
                   list of valid actions (plus the step and the score, see README "departures")
@@ -16,7 +16,8 @@ or one made by TextWorld (`pip install textworld`; its `tw-make` bundles the Inf
 Run it:
     python textgame.py --env detective --stats --n_games 20         # return per scripted skill
     python textgame.py --env detective --n_games 200                 # write data/detective.json
-    python textgame.py --env textgame --game_file data/textworld/tw-r3-o5-q3-s0.z8 --n_games 500
+    python textgame.py --env textgame --n_games 500                  # the default TextWorld game (made once)
+    python textgame.py --env textgame --game_file path/to/game.z5 --stats --n_games 20
     python -c "import textgame; print(textgame.generate_game(rooms=3, objects=5, quest_length=3, seed=0))"
 """
 import os
