@@ -6,6 +6,7 @@ actor.py. Kept in one place so a fix here is a fix for every method.
 """
 import csv
 import dataclasses
+import importlib
 import json
 import os
 import random
@@ -33,7 +34,7 @@ PRESETS = {
                   critic_lr=2e-5, total_trajectories=20000),
 }
 EVAL_SEED = 10**6
-GAMMA = {"detective": 0.98, "webshop": 0.9}  # the paper's per-task discount; 0.95 elsewhere
+GAMMA = {"detective": 0.98, "textgame": 0.98, "webshop": 0.9}  # the paper's per-task discount; 0.95 elsewhere
 
 
 @dataclass
@@ -60,6 +61,8 @@ class CommonArgs:
     lora: bool = field(default=False, metadata={"help": "train LoRA adapters on the actor (needs peft)"})
     resume: bool = field(default=False, metadata={"help": "continue from out_dir/checkpoint.pt exactly"})
     device: str = field(default="", metadata={"help": "cuda or cpu (default: cuda when available)"})
+    game_file: str = field(default="", metadata={"help": "detective/textgame: the z-machine file to play"})
+    webshop_server: str = field(default="", metadata={"help": "webshop: address of a running WebShop server (default: the local shop)"})
     threads: int = field(default=0, metadata={"help": "CPU threads for torch (0 = torch's default; 1 when running seeds side by side)"})
 
 
@@ -84,6 +87,10 @@ def parse(args_cls, argv=None):
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
+    # The text games and WebShop read these where they are built (envs.make takes no paths).
+    for var, value in (("MINARCHER_GAME_FILE", args.game_file), ("MINARCHER_WEBSHOP_SERVER", args.webshop_server)):
+        if value:
+            os.environ[var] = value
     return args
 
 
@@ -112,20 +119,38 @@ def set_rng_state(state):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def load_data(args, env):
-    """The env's offline dataset; the scripted default is generated (deterministically) if missing."""
-    if not os.path.exists(args.dataset) and args.dataset == envs.default_dataset_path(args.env):
-        print(f"writing the default dataset {args.dataset} (scripted 'mediocre' player, 2000 games)")
-        envs.main(["--env", args.env, "--n_games", "2000", "--out", args.dataset])
+def make_env(args):
     try:
-        return envs.load_dataset(args.dataset, env)
-    except envs.DatasetError as e:
+        return envs.make(args.env)
+    except (ValueError, OSError, ConnectionError) as e:  # e.g. a game file that is not there
+        fail(str(e))
+
+
+def load_data(args, env):
+    """The env's offline dataset; the scripted default is generated (deterministically) if missing.
+    Question games use envs.py's LMRL-Gym lines; the text games and WebShop their own format."""
+    dialogue = isinstance(env, envs.DialogueEnv)
+    if not os.path.exists(args.dataset) and args.dataset == envs.default_dataset_path(args.env):
+        n = "2000" if dialogue else "500"  # a text game turn costs ~0.5 s (valid actions)
+        print(f"writing the default dataset {args.dataset} (scripted 'mediocre' player, {n} games)")
+        module = envs if dialogue else importlib.import_module(envs.REGISTRY[args.env][0])
+        if module.main(["--env", args.env, "--n_games", n, "--out", args.dataset]):
+            fail(f"could not write {args.dataset}; see the message above")
+    try:
+        return envs.load_dataset(args.dataset, env) if dialogue else env.load_dataset(args.dataset)
+    except (envs.DatasetError, ValueError, KeyError) as e:
         fail(str(e))
 
 
 def corpus(episodes):
-    """Text the tiny tokenizer is trained on: every observation line of the dataset."""
-    return [ep["transitions"][-1]["next_obs"] for ep in episodes]
+    """Text the tiny tokenizer is trained on: each game's last observation, which in a question
+    game holds the whole dialogue, and in the other games every screen and action as well."""
+    texts = []
+    for ep in episodes:
+        final = ep["transitions"][-1]["next_obs"]
+        texts.append(final)
+        texts += [t["obs"] + t["action"] for t in ep["transitions"] if not final.startswith(t["obs"] + t["action"])]
+    return texts
 
 
 def build_actor(args, episodes):
@@ -189,12 +214,18 @@ def evaluate(policy, env, n_games, greedy=False):
 def diagnose(critic, env, episodes, gamma):
     """critic.critic_diagnostic on held-out games, under diag/ names (README "Metrics")."""
     from critic import critic_diagnostic
+    if not isinstance(env, envs.DialogueEnv):  # it needs a question bank and an oracle
+        return {}
     return {f"diag/{k.replace('rank/', 'rank_')}": v for k, v in critic_diagnostic(critic, env, episodes, gamma).items()
             if k != "n_states"}
 
 
 def dialogue_text(ep):
-    return f"[{ep['secret']}] return {ep['return']:.0f}\n" + ep["transitions"][-1]["next_obs"]
+    """A question game's last observation is the whole dialogue; other games show each action."""
+    head, final = f"[{ep['secret']}] return {ep['return']:.2f}\n", ep["transitions"][-1]["next_obs"]
+    if final.startswith(envs.HEADER):
+        return head + final
+    return head + "".join(f"> {t['action']}  (reward {t['reward']:g})\n" for t in ep["transitions"]) + final + "\n"
 
 
 class RunLog:

@@ -7,7 +7,8 @@ ArCHer's dialogue tasks all share one shape, which this file owns:
     done        = the guess was right, or `max_turns` (20) turns have passed
 
 The games themselves (their knowledge bases and oracles) live in `twenty_questions.py` and
-`guess_city.py`; this file gives them a common base class, a registry (`make`), one batched rollout
+`guess_city.py` (the text adventures and WebShop, with observations of their own, in `textgame.py`
+and `webshop.py`); this file gives them a common base class, a registry (`make`), one batched rollout
 loop (`play`) that the scripted players, data generation, training and evaluation all share, a
 scripted questioner that plays any game from its knowledge base, and the LMRL-Gym JSON dataset
 format. No torch here: the envs run anywhere, thousands of turns per second.
@@ -32,6 +33,10 @@ REGISTRY = {
     "twenty_questions": ("twenty_questions", "TwentyQuestions"),
     "twenty_questions_subset": ("twenty_questions", "TwentyQuestionsSubset"),
     "guess_city": ("guess_city", "GuessCity"),
+    # not question games: their own observations, scripted players and datasets (game_data.py)
+    "detective": ("textgame", "Detective"),
+    "textgame": ("textgame", "TextGame"),
+    "webshop": ("webshop", "WebShop"),
 }
 HEADER = "Questions:\n"
 MAX_CHARS = 300  # longer utterances are run-ons, not questions: answered as invalid

@@ -47,9 +47,16 @@ class GameFileError(FileNotFoundError):
 
 
 def find_detective(game_file=None):
-    """--game_file, then $MINARCHER_GAME_FILE, then ../shared/data/detective.z5, then data/detective.z5."""
-    for path in [game_file, os.environ.get(GAME_FILE_VAR)] + DETECTIVE_PLACES:
-        if path and os.path.exists(path):
+    """--game_file, else $MINARCHER_GAME_FILE, else ../shared/data/detective.z5 or data/detective.z5.
+    A file named explicitly must exist: falling back to another game would hide a typo."""
+    explicit = game_file or os.environ.get(GAME_FILE_VAR)
+    if explicit:
+        if not os.path.exists(explicit):
+            raise GameFileError(f"no game file at {explicit!r} (detective.z5 is in the dataset/ folder of "
+                                "the official ArCHer repo github.com/YifeiZhou02/ArCHer)")
+        return os.path.abspath(explicit)
+    for path in DETECTIVE_PLACES:
+        if os.path.exists(path):
             return os.path.abspath(path)
     raise GameFileError("detective needs detective.z5 (Jericho's copy, in the dataset/ folder of the official ArCHer "
                         f"repo github.com/YifeiZhou02/ArCHer): put it in data/ or pass --game_file (or ${GAME_FILE_VAR})")

@@ -86,7 +86,7 @@ def main(argv=None):
         common.fail(f"unknown --algo {args.algo!r}; choose one of {', '.join(ALGOS)}")
     ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
     common.seed_everything(args.seed)
-    env = envs.make(args.env)
+    env = common.make_env(args)
     data = common.load_data(args, env)
     rng = random.Random(args.seed)
     actor = common.build_actor(args, data)

@@ -101,7 +101,7 @@ def main(argv=None):
         common.fail(f"unknown --algo {args.algo!r}; choose archer, filtered_bc or chai")
     ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
     common.seed_everything(args.seed)
-    env = envs.make(args.env)
+    env = common.make_env(args)
     data = common.load_data(args, env)
     actor = common.build_actor(args, data)
     critic, target = common.build_critic(args, data) if args.algo != "filtered_bc" else (None, None)

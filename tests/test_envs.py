@@ -154,8 +154,8 @@ def test_malformed_or_missing_dataset_gives_clear_error(tmp_path):
         envs.load_dataset(str(bad), env)
 
 
-@pytest.mark.parametrize("name", sorted(envs.REGISTRY))
-def test_every_game_plays_scripted_games_to_the_end(name, tmp_path):
+@pytest.mark.parametrize("name", ["guess_city", "twenty_questions", "twenty_questions_subset"])
+def test_every_question_game_plays_scripted_games_to_the_end(name, tmp_path):
     env = envs.make(name)
     a = envs.play(envs.ScriptedPlayer(env, "mediocre", seed=3), env, 30, seed=11, batch_size=7)
     b = envs.play(envs.ScriptedPlayer(env, "mediocre", seed=3), env, 30, seed=11, batch_size=7)

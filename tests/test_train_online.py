@@ -65,8 +65,19 @@ def test_resume_continues_exactly(tmp_path):
     (["--policy_lm", "/no/such/model"], "cannot load"),
     (["--dataset", "/no/such.json"], "not found"),
     (["--resume", "--out_dir", "/tmp/minarcher-no-such-run"], "no checkpoint"),
+    (["--env", "detective", "--game_file", "/no/such/detective.z5"], "detective.z5"),
 ])
 def test_bad_input_is_one_line_and_exit_2(flags, message):
     p = run(*TINY, *flags, check=False)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert message in p.stderr.strip().splitlines()[-1]
+
+
+def test_webshop_runs_through_the_same_loop(tmp_path):
+    # WebShop's observations are pages, not dialogues: the loop, the tiny tokenizer's corpus and
+    # the sample log must not assume a question game.
+    out = str(tmp_path / "webshop")
+    run(*TINY, "--env", "webshop", "--total_trajectories", "4", "--out_dir", out)
+    r = rows(out)
+    assert len(r) == 2 and all(0.0 <= float(x["eval_return"]) <= 1.0 for x in r)
+    assert "Instruction:" in open(os.path.join(out, "samples.txt")).read()
