@@ -114,7 +114,7 @@ def summarize(args):
     ax.set_xscale("log")
     ax.set_xlabel("trajectories collected")
     ax.set_ylabel("mean eval return")
-    ax.set_title(f"{args.env} ({args.preset} preset, band = min-max over seeds)")
+    ax.set_title(f"{args.env}, {args.preset} preset (band: min-max over seeds)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
