@@ -66,6 +66,25 @@ class CommonArgs:
     threads: int = field(default=0, metadata={"help": "CPU threads for torch (0 = torch's default; 1 when running seeds side by side)"})
 
 
+@dataclass
+class CriticArgs:
+    """The utterance-level critic's flags (train_online.py and train_offline.py)."""
+    critic_steps: int = field(default=50, metadata={"help": "critic steps per iteration"})
+    critic_batch_size: int = field(default=256, metadata={"help": "critic batch size"})
+    critic_lr: float = field(default=2e-5, metadata={"help": "critic learning rate"})
+    tau: float = field(default=0.1, metadata={"help": "Polyak rate of the target critic"})
+    critic_joint: bool = field(default=True, metadata={"help": "encode observation and utterance in one sequence for Q (lets Q see repeats)"})
+
+
+@dataclass
+class PolicyGradientArgs:
+    """The flags of train_online.actor_update (ArCHer's actor; offline IQL + REINFORCE reuses it)."""
+    kl_coef: float = field(default=0.1, metadata={"help": "per-token KL to the BC policy (anchor against collapse)"})
+    truncation_penalty: float = field(default=1.0, metadata={"help": "subtracted from the advantage of utterances cut at max_new_tokens"})
+    normalize_adv: bool = field(default=True, metadata={"help": "centre and scale advantages per batch (zero mean, unit std)"})
+    token_baseline: bool = field(default=False, metadata={"help": "the paper's token-level baseline on the actor's hidden states"})
+
+
 def parse(args_cls, argv=None):
     """Parse flags with transformers.HfArgumentParser, preset defaults first, explicit flags last."""
     from transformers import HfArgumentParser

@@ -36,25 +36,15 @@ ALGOS = ("archer", "sarsa_awr", "iql_reinforce", "bc", "filtered_bc")
 
 
 @dataclass
-class Args(common.CommonArgs):
+class Args(common.PolicyGradientArgs, common.CriticArgs, common.CommonArgs):
     algo: str = field(default="archer", metadata={"help": f"one of {', '.join(ALGOS)}"})
     iterations: int = field(default=40, metadata={"help": "training iterations (an evaluation every eval_every)"})
-    critic_steps: int = field(default=50, metadata={"help": "critic steps per iteration"})
     actor_steps: int = field(default=25, metadata={"help": "actor steps per iteration (the same for every algo)"})
-    critic_batch_size: int = field(default=256, metadata={"help": "critic batch size"})
     actor_lr: float = field(default=1e-4, metadata={"help": "actor learning rate (BC, AWR, policy gradient)"})
-    critic_lr: float = field(default=2e-5, metadata={"help": "critic learning rate"})
-    tau: float = field(default=0.1, metadata={"help": "Polyak rate of the target critic"})
     expectile: float = field(default=0.9, metadata={"help": "IQL expectile for V (sarsa_awr uses 0.5)"})
     beta: float = field(default=1.0, metadata={"help": "AWR temperature: weights exp(beta * A)"})
     max_weight: float = field(default=20.0, metadata={"help": "AWR weights are clipped here"})
     filter_top: float = field(default=0.1, metadata={"help": "filtered_bc: fraction of the best dialogues kept"})
-    critic_joint: bool = field(default=True, metadata={"help": "encode observation and utterance together for Q"})
-    # used by iql_reinforce through train_online.actor_update
-    kl_coef: float = field(default=0.1, metadata={"help": "iql_reinforce: per-token KL to the BC start"})
-    truncation_penalty: float = field(default=1.0, metadata={"help": "iql_reinforce: penalty for run-on samples"})
-    normalize_adv: bool = field(default=True, metadata={"help": "iql_reinforce: centre and scale advantages per batch"})
-    token_baseline: bool = field(default=False, metadata={"help": "iql_reinforce: token-level baseline"})
 
     # Offline runs have no rollouts: more actor steps per iteration, a budget in iterations.
     preset_overrides = {"tiny": dict(iterations=30, critic_steps=20, actor_steps=20, eval_every=5, bc_steps=300),

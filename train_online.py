@@ -29,24 +29,15 @@ from critic import advantage, polyak_update, q_loss, td_target, v_loss
 
 
 @dataclass
-class Args(common.CommonArgs):
+class Args(common.PolicyGradientArgs, common.CriticArgs, common.CommonArgs):
     algo: str = field(default="archer", metadata={"help": "archer (the paper), filtered_bc (BC on the top 10%% of games so far) or chai (k samples ranked by the critic, actor frozen)"})
     chai_k: int = field(default=5, metadata={"help": "chai: utterances sampled per turn"})
     rollout_size: int = field(default=128, metadata={"help": "trajectories collected per iteration"})
-    critic_steps: int = field(default=50, metadata={"help": "critic TD steps per iteration"})
     actor_steps: int = field(default=3, metadata={"help": "actor steps per iteration"})
-    critic_batch_size: int = field(default=256, metadata={"help": "critic batch size"})
     warmup_iters: int = field(default=10, metadata={"help": "critic-only iterations before the actor trains"})
     actor_lr: float = field(default=1e-5, metadata={"help": "actor learning rate"})
-    critic_lr: float = field(default=2e-5, metadata={"help": "critic learning rate"})
-    tau: float = field(default=0.1, metadata={"help": "Polyak rate of the target critic"})
     capacity: int = field(default=100_000, metadata={"help": "replay buffer size in utterances (paper's small-buffer ablation: lower it)"})
-    critic_joint: bool = field(default=True, metadata={"help": "encode observation and utterance in one sequence for Q (lets Q see repeats)"})
     prefill: bool = field(default=True, metadata={"help": "start the buffer with the offline dataset (more states for the critic)"})
-    kl_coef: float = field(default=0.1, metadata={"help": "per-token KL to the BC policy (anchor against collapse)"})
-    truncation_penalty: float = field(default=1.0, metadata={"help": "subtracted from the advantage of utterances cut at max_new_tokens"})
-    normalize_adv: bool = field(default=True, metadata={"help": "centre and scale advantages per batch (zero mean, unit std)"})
-    token_baseline: bool = field(default=False, metadata={"help": "the paper's token-level baseline on the actor's hidden states"})
     filter_top: float = field(default=0.1, metadata={"help": "filtered_bc: fraction of the best games kept"})
 
 
