@@ -29,8 +29,8 @@ import common
 import envs
 from actor import awr_weights
 from buffer import ReplayBuffer
-from critic import advantage, expectile_loss, polyak_update, q_loss, td_target
-from train_online import actor_update
+from critic import advantage, expectile_loss, q_loss, td_target
+from train_online import actor_update, critic_step, rewards_and_dones
 
 ALGOS = ("archer", "sarsa_awr", "iql_reinforce", "bc", "filtered_bc")
 
@@ -54,20 +54,14 @@ class Args(common.PolicyGradientArgs, common.CriticArgs, common.CommonArgs):
 # --- offline ArCHer critic update (IQL, paper Sec. 4.3): TD for Q, expectile regression for V, then Polyak ---
 def iql_update(critic, target, opt, batch, args, expectile):
     obs, acts = batch["obs"], batch["action"]
-    reward = torch.tensor(batch["reward"], dtype=torch.float32, device=args.device)  # (B,)
-    done = torch.tensor(batch["done"], dtype=torch.float32, device=args.device)      # (B,)
+    reward, done = rewards_and_dones(batch, args.device)          # (B,), (B,)
     with torch.no_grad():
         tv1, tv2 = target.v(batch["next_obs"])                    # (B,) V_target_i(s')
         tq1, tq2 = target.q(obs, acts)                            # (B,) Q_target_i(s, a_data)
     q1, q2, v1, v2 = critic(obs, acts)
     lq = q_loss(q1, q2, td_target(reward, done, tv1, args.gamma), td_target(reward, done, tv2, args.gamma))
     lv = expectile_loss(tq1 - v1, expectile) + expectile_loss(tq2 - v2, expectile)
-    opt.zero_grad()
-    (lq + lv).backward()
-    torch.nn.utils.clip_grad_norm_(critic.parameters(), 1.0)
-    opt.step()
-    polyak_update(target, critic, args.tau)
-    return {"critic/q_loss": lq.item(), "critic/v_loss": lv.item(), "critic/q_mean": q1.mean().item()}
+    return critic_step(critic, target, opt, lq, lv, q1, args.tau)
 
 
 def main(argv=None):

@@ -42,23 +42,32 @@ class Args(common.PolicyGradientArgs, common.CriticArgs, common.CommonArgs):
 
 
 # --- ArCHer critic update (paper Sec. 4): TD for Q, Q_target at a' ~ pi for V, then Polyak ---
+def rewards_and_dones(batch, device):
+    """(B,) float tensors of a buffer batch's rewards and done flags."""
+    return (torch.tensor(batch["reward"], dtype=torch.float32, device=device),
+            torch.tensor(batch["done"], dtype=torch.float32, device=device))
+
+
+def critic_step(critic, target, opt, q_loss_value, v_loss_value, q1, tau):
+    """One optimiser step on Q + V losses, then the Polyak move of the target (online and IQL)."""
+    opt.zero_grad()
+    (q_loss_value + v_loss_value).backward()
+    torch.nn.utils.clip_grad_norm_(critic.parameters(), 1.0)
+    opt.step()
+    polyak_update(target, critic, tau)
+    return {"critic/q_loss": q_loss_value.item(), "critic/v_loss": v_loss_value.item(), "critic/q_mean": q1.mean().item()}
+
+
 def critic_update(critic, target, policy, opt, batch, args):
     obs, acts = batch["obs"], batch["action"]
-    reward = torch.tensor(batch["reward"], dtype=torch.float32, device=args.device)  # (B,)
-    done = torch.tensor(batch["done"], dtype=torch.float32, device=args.device)      # (B,)
+    reward, done = rewards_and_dones(batch, args.device)                # (B,), (B,)
     with torch.no_grad():
         tv1, tv2 = target.v(batch["next_obs"])                          # (B,), (B,)
         y1, y2 = td_target(reward, done, tv1, args.gamma), td_target(reward, done, tv2, args.gamma)
         fresh = policy.sample(obs)                                       # a' ~ pi(.|s)
         tq1, tq2 = target.q(obs, fresh)                                 # (B,), (B,)
     q1, q2, v1, v2 = critic(obs, acts)
-    lq, lv = q_loss(q1, q2, y1, y2), v_loss(v1, v2, tq1, tq2)
-    opt.zero_grad()
-    (lq + lv).backward()
-    torch.nn.utils.clip_grad_norm_(critic.parameters(), 1.0)
-    opt.step()
-    polyak_update(target, critic, args.tau)
-    return {"critic/q_loss": lq.item(), "critic/v_loss": lv.item(), "critic/q_mean": q1.mean().item()}
+    return critic_step(critic, target, opt, q_loss(q1, q2, y1, y2), v_loss(v1, v2, tq1, tq2), q1, args.tau)
 
 
 # --- ArCHer actor update (paper Sec. 4): REINFORCE on each token with A = min Q - min V ---
