@@ -14,6 +14,8 @@ Run the tests:  python -m pytest -q tests/test_actor.py
 import torch
 import torch.nn as nn
 
+from models import length_buckets
+
 
 class Actor(nn.Module):
     """A policy (callable: list of observations -> list of utterances) with exact log-probs.
@@ -22,8 +24,9 @@ class Actor(nn.Module):
     very distribution that sampled the utterance, and dropout would make the two differ."""
 
     def __init__(self, model, tokenizer, max_new_tokens=32, temperature=1.0, token_baseline=False,
-                 max_prompt_tokens=512):
+                 max_prompt_tokens=512, bucket_tokens=0):
         super().__init__()
+        self.bucket_tokens = bucket_tokens  # > 0: run length-sorted batches of this many tokens
         self.model, self.tokenizer = model, tokenizer
         self.max_new_tokens, self.temperature = max_new_tokens, temperature
         self.max_prompt_tokens = max_prompt_tokens
@@ -107,16 +110,27 @@ class Actor(nn.Module):
 
     @torch.no_grad()
     def sample(self, observations, temperature=None, greedy=False):
-        """One utterance per observation, batched, cut at the first "\\n" or EOS (not returned).
+        """One utterance per observation, batched (in length buckets), cut at the first "\\n" or EOS.
         Sets self.last_truncated[i] = True when utterance i hit max_new_tokens with no ending: the
         trainer penalises those (a run-on has no "\\n" for the policy gradient to reinforce)."""
         observations = list(observations)
         if not observations:
             self.last_truncated = []
             return []
+        prompts = [self._prompt_ids(o) for o in observations]
+        utterances, truncated = [None] * len(prompts), [None] * len(prompts)
+        for idx in length_buckets([len(p) for p in prompts], self.bucket_tokens):
+            texts, cut = self._generate([prompts[i] for i in idx], temperature, greedy)
+            for i, text, c in zip(idx, texts, cut):
+                utterances[i], truncated[i] = text, c
+        self.last_truncated = truncated
+        return utterances
+
+    def _generate(self, prompts, temperature, greedy):
+        """-> (utterances, truncated) for one batch of prompt ids."""
         temperature = self.temperature if temperature is None else temperature
         greedy = greedy or temperature == 0
-        ids, attn, _ = self._pad([self._prompt_ids(o) for o in observations], side="left")
+        ids, attn, _ = self._pad(prompts, side="left")
         stops = self.stop_token_ids()
         # Rows that have finished are filled with a stop token, not the pad token: the filler is cut
         # off anyway, and a pad token there trips HF's "padding without attention_mask" warning.
@@ -137,8 +151,7 @@ class Actor(nn.Module):
             truncated.append(end is None)
             text = self.tokenizer.decode(row if end is None else row[:end + 1], skip_special_tokens=True)
             utterances.append(text.split("\n", 1)[0])
-        self.last_truncated = truncated
-        return utterances
+        return utterances, truncated
 
     def forward(self, observations):
         """actor(observations) == actor.sample(observations): an Actor is a policy for envs.play."""
@@ -152,6 +165,24 @@ class Actor(nn.Module):
             hidden states (B, T, H) that predicted them (or None), full logits (B, T, V) (or None)."""
         truncated = truncated if truncated is not None else [False] * len(utterances)
         pairs = [self._pair_ids(o, u, not t) for o, u, t in zip(observations, utterances, truncated)]
+        buckets = length_buckets([len(p) + len(a) for p, a in pairs], self.bucket_tokens)
+        if len(buckets) == 1:
+            return self._run_batch(pairs, hidden, full)
+        # Length buckets: run each, pad its outputs to the longest utterance, restore input order.
+        results = [self._run_batch([pairs[i] for i in idx], hidden, full) for idx in buckets]
+        T = max(r[0].shape[1] for r in results)
+        restore = torch.argsort(torch.tensor([i for idx in buckets for i in idx], device=self.device))
+
+        def merge(k):
+            if results[0][k] is None:
+                return None
+            padded = [torch.nn.functional.pad(r[k], [0, 0] * (r[k].dim() - 2) + [0, T - r[k].shape[1]])
+                      for r in results]
+            return torch.cat(padded)[restore]
+        return tuple(merge(k) for k in range(4))
+
+    def _run_batch(self, pairs, hidden, full):
+        """_run on one padded batch of (prompt ids, utterance ids) pairs."""
         ids, attn, act = self._pad([p + a for p, a in pairs], [len(a) for _, a in pairs], self.padding_side)
         # Positions count real tokens only, so a left-padded row sees the positions it would alone.
         pos = (attn.cumsum(-1) - 1).clamp(min=0)

@@ -174,25 +174,27 @@ def corpus(episodes):
 
 def build_actor(args, episodes):
     from actor import Actor
-    from models import ModelLoadError, load_tokenizer_and_lm, prepare_for_training
+    from models import ModelLoadError, default_bucket_tokens, load_tokenizer_and_lm, prepare_for_training
     try:
         tok, lm = load_tokenizer_and_lm(args.policy_lm, kind="causal", bf16=args.bf16, corpus=corpus(episodes))
         lm = prepare_for_training(lm, args.gradient_checkpointing, args.lora)
     except ModelLoadError as e:
         fail(str(e))
     actor = Actor(lm, tok, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                  token_baseline=getattr(args, "token_baseline", False))
+                  token_baseline=getattr(args, "token_baseline", False),
+                  bucket_tokens=default_bucket_tokens(args.device))
     return actor.to(args.device)
 
 
 def build_critic(args, episodes):
     from critic import DoubleCritic, make_target
-    from models import ModelLoadError, load_tokenizer_and_lm
+    from models import ModelLoadError, default_bucket_tokens, load_tokenizer_and_lm
     try:
         tok, enc = load_tokenizer_and_lm(args.critic_lm, kind="encoder", corpus=corpus(episodes))
     except ModelLoadError as e:
         fail(str(e))
-    critic = DoubleCritic(enc, tok, joint=getattr(args, "critic_joint", False)).to(args.device)
+    critic = DoubleCritic(enc, tok, joint=getattr(args, "critic_joint", False),
+                          bucket_tokens=default_bucket_tokens(args.device)).to(args.device)
     return critic, make_target(critic)
 
 

@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models import length_buckets
+
 
 def _mlp(d_in, hidden):
     """Three layers, like the official critic heads: enough to read a pooled sentence vector."""
@@ -36,9 +38,10 @@ class DoubleCritic(nn.Module):
     official code takes RoBERTa's pooler output; mean pooling suits every encoder, MiniLM was
     trained for it, and a randomly initialised tiny encoder has no pooler)."""
 
-    def __init__(self, encoder, tokenizer, hidden=None, joint=False, max_tokens=512):
+    def __init__(self, encoder, tokenizer, hidden=None, joint=False, max_tokens=512, bucket_tokens=0):
         super().__init__()
         self.encoder, self.joint, self.max_tokens = encoder, joint, max_tokens
+        self.bucket_tokens = bucket_tokens  # > 0: encode in length-sorted batches of this many tokens
         # Own copy: the critic needs right padding (absolute positions start at the first token)
         # and left truncation (keep the latest turns) whatever the actor does with its tokenizer.
         self.tokenizer = copy.deepcopy(tokenizer)
@@ -52,15 +55,20 @@ class DoubleCritic(nn.Module):
         self.v1, self.v2 = _mlp(H, hidden), _mlp(H, hidden)
 
     def embed(self, texts):
-        """(B, H) mean-pooled float32 sentence vectors."""
+        """(B, H) mean-pooled float32 sentence vectors (encoded in length buckets, same result)."""
         texts = [t if t else " " for t in texts]  # an empty utterance must still have one token
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens,
-                             return_tensors="pt")
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_tokens)["input_ids"]
         device = next(self.parameters()).device
-        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
-        h = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, L, H)
-        m = mask.unsqueeze(-1).to(h.dtype)                                       # (B, L, 1)
-        return ((h * m).sum(1) / m.sum(1).clamp(min=1)).float()
+        parts, order = [], []
+        for idx in length_buckets([len(r) for r in ids], self.bucket_tokens):
+            enc = self.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
+            mask = enc["attention_mask"].to(device)                                  # (b, L)
+            h = self.encoder(input_ids=enc["input_ids"].to(device), attention_mask=mask).last_hidden_state
+            m = mask.unsqueeze(-1).to(h.dtype)                                       # (b, L, 1)
+            parts.append(((h * m).sum(1) / m.sum(1).clamp(min=1)).float())         # (b, H)
+            order += idx
+        out = torch.cat(parts)                                                       # bucket order
+        return out[torch.argsort(torch.tensor(order, device=device))]              # input order
 
     def _q_input(self, observations, actions, h_obs):
         if self.joint:

@@ -60,6 +60,24 @@ def test_log_prob_matches_manual_computation_under_both_paddings(actor):
     assert all(m[1][-len(newline):] == newline for m in manual)
 
 
+def test_length_buckets_change_nothing_but_speed():
+    obs = [OBS[0] + "Is it red? No.\n" * k for k in (4, 0, 7, 1)] + OBS
+    utts = (UTT * 3)[:len(obs)]
+    results = []
+    for budget in (0, 24):  # one padded batch, then several length buckets
+        a = tiny_actor(bucket_tokens=budget)
+        logp, mask, hidden = a.token_log_probs(obs, utts)
+        logp.sum().backward()
+        grad = a.model.transformer.wte.weight.grad.clone()
+        torch.manual_seed(0)
+        results.append((logp.detach(), mask, hidden.detach(), grad, a.sample(obs, greedy=True)))
+    (lp0, m0, h0, g0, s0), (lp1, m1, h1, g1, s1) = results
+    assert torch.equal(m0, m1) and s0 == s1
+    torch.testing.assert_close(lp0, lp1, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(h0[m0], h1[m1], atol=1e-5, rtol=1e-5)  # padding rows may differ
+    torch.testing.assert_close(g0, g1, atol=1e-5, rtol=1e-4)
+
+
 def test_log_prob_mean_is_per_token(actor):
     with torch.no_grad():
         s, m = actor.log_prob(OBS, UTT), actor.log_prob(OBS, UTT, reduce="mean")

@@ -104,6 +104,24 @@ def test_critic_shapes_padding_invariance_and_consistency(tiny_encoder, joint):
     assert tok.padding_side == "right" and critic.tokenizer is not tok
 
 
+def test_length_buckets_give_the_same_values_and_gradients(tiny_encoder):
+    tok, enc = tiny_encoder
+    torch.manual_seed(1)
+    critic = DoubleCritic(enc, tok, hidden=32, joint=True)
+    obs = ["Questions:\n" + "Is it red? No.\n" * k for k in (5, 0, 9, 1, 3)]
+    acts = ["Is it a fruit?", "", "Is it an apple?", "No", "Is it big?"]
+    outs = []
+    for budget in (0, 40):  # 0: one padded batch; 40 tokens: several buckets, shuffled back
+        critic.bucket_tokens = budget
+        critic.zero_grad()
+        q1, q2, v1, v2 = critic(obs, acts)
+        (q1.sum() + v2.sum()).backward()
+        outs.append(([x.detach() for x in (q1, q2, v1, v2)], critic.q1[0].weight.grad.clone()))
+    for a, b in zip(outs[0][0], outs[1][0]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(outs[0][1], outs[1][1], atol=1e-5, rtol=1e-4)
+
+
 def test_critic_fits_td_targets_on_a_two_step_chain(tiny_encoder):
     """A deterministic game: s0 -a-> s1 (r = -1) -b-> end (r = 0). With gamma = 0.5 the fixed point is
     Q(s1, b) = 0, V(s1) = 0, Q(s0, a) = -1 + 0.5 * V(s1) = -1; the loop below is ArCHer's critic step

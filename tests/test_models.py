@@ -108,3 +108,13 @@ def test_smollm2_loads_from_its_package():
     assert torch.isfinite(lp).all() and lp[0] > salad[0]
     utt = actor.sample([text], greedy=True)[0]
     assert "\n" not in utt and isinstance(actor.last_truncated[0], bool)
+
+
+def test_length_buckets_sort_and_respect_the_token_budget():
+    lengths = [5, 1, 9, 3, 3, 20]
+    buckets = models.length_buckets(lengths, 10)
+    assert sorted(i for b in buckets for i in b) == list(range(6))        # every row exactly once
+    assert [[lengths[i] for i in b] for b in buckets] == [[1, 3, 3], [5], [9], [20]]
+    assert models.length_buckets([10, 12, 11], 10) == [[0, 2, 1]]        # alike: never split
+    assert models.length_buckets(lengths, 0) == [list(range(6))]         # 0: one batch, input order
+    assert models.length_buckets([], 10) == [[]]
