@@ -4,6 +4,11 @@ of figure: mean evaluation return against trajectories collected, a band over se
     python reproduce.py --env twenty_questions_subset --preset tiny --seeds 3
     python reproduce.py --env guess_city --preset tiny --seeds 3 --jobs 2
     python reproduce.py --env twenty_questions_subset --algos archer --seeds 1 -- --kl_coef 0.05
+    python reproduce.py --offline --env twenty_questions_subset --seeds 3   # the offline table
+
+Online (train_online.py, ppo.py): x = trajectories collected. Offline (train_offline.py with
+--offline; algos archer = IQL + AWR, filtered_bc, bc, sarsa_awr, iql_reinforce): x = actor steps,
+every row on the same dataset with the same number of actor steps.
 
 Each seed's BC start is trained once (runs/.../bc-s<seed>.pt) and shared by every method, so the
 curves start from the same policy. Runs that already finished are read, not rerun; runs that were
@@ -38,14 +43,17 @@ def read_rows(out_dir):
         return [{k: float(v) if v != "" else np.nan for k, v in r.items()} for r in csv.DictReader(f)]
 
 
-def finished(out_dir, budget):
+def finished(out_dir, budget, x="trajectories"):
     rows = read_rows(out_dir)
-    return bool(rows) and rows[-1]["trajectories"] >= budget
+    return bool(rows) and rows[-1][x] >= budget
 
 
 def run_all(args, extra):
     common_flags = ["--env", args.env, "--preset", args.preset, "--threads", str(args.threads), *extra]
     jobs = []
+    if args.offline:
+        run_offline(args, common_flags)
+        return
     with ThreadPoolExecutor(args.jobs) as pool:
         # 1. one BC start per seed, shared by every method (train_offline.py --algo bc would also do;
         #    a zero-trajectory filtered_bc run is the cheapest way to get exactly train_online's BC)
@@ -78,6 +86,25 @@ def run_all(args, extra):
         report(jobs)
 
 
+def run_offline(args, common_flags):
+    """Every offline row from scratch on the env's dataset; --budget = actor steps per run (the
+    critic rows also take their critic steps). No shared BC start: BC is itself a row."""
+    steps = ["--iterations", str(args.budget // args.actor_steps), "--actor_steps", str(args.actor_steps)]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        jobs = []
+        for algo in args.algos:
+            for seed in range(args.seeds):
+                d = os.path.join(args.out, f"{algo}-s{seed}")
+                if finished(d, args.budget, "actor_steps"):
+                    continue
+                resume = ["--resume"] if os.path.exists(os.path.join(d, "checkpoint.pt")) else []
+                cmd = ["train_offline.py", *common_flags, *steps, "--algo", algo, "--seed", str(seed),
+                       "--out_dir", d, *resume]
+                os.makedirs(args.out, exist_ok=True)
+                jobs.append(pool.submit(launch, cmd, d + ".log"))
+        report(jobs)
+
+
 def report(jobs):
     for job in jobs:
         code, log = job.result()
@@ -91,9 +118,10 @@ def summarize(args):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
-    lines = ["| method | seeds | BC start | final (sampled) median [min, max] | final (greedy) median "
-             "| best (sampled) mean | trajectories | wall time per run |",
-             "|---|---|---|---|---|---|---|---|"]
+    xkey = "actor_steps" if args.offline else "trajectories"
+    lines = [f"| method | seeds | start | final (sampled) mean ± std | final (sampled) median [min, max] "
+             f"| final (greedy) median | best (sampled) mean | {xkey.replace('_', ' ')} | wall time per run |",
+             "|---|---|---|---|---|---|---|---|---|"]
     curves = {}  # algo -> (x, mean eval return over seeds)
     for algo in args.algos:
         runs = [read_rows(os.path.join(args.out, f"{algo}-s{s}")) for s in range(args.seeds)]
@@ -101,25 +129,27 @@ def summarize(args):
         if not runs:
             continue
         n = min(len(r) for r in runs)
-        x = np.array([r["trajectories"] for r in runs[0][:n]])
+        x = np.array([r[xkey] for r in runs[0][:n]])
         y = np.array([[r["eval_return"] for r in run[:n]] for run in runs])      # (seeds, points)
         g = np.array([[r["eval_return_greedy"] for r in run[:n]] for run in runs])
         curves[algo] = (x, y.mean(0))
         ax.plot(np.maximum(x, 1), y.mean(0), label=algo)
         ax.fill_between(np.maximum(x, 1), y.min(0), y.max(0), alpha=0.2)
         wall = np.mean([run[n - 1]["wall_s"] for run in runs]) / 60
-        lines.append(f"| {algo} | {len(runs)} | {np.median(y[:, 0]):.2f} | {np.median(y[:, -1]):.2f} "
+        lines.append(f"| {algo} | {len(runs)} | {np.median(y[:, 0]):.2f} | {y[:, -1].mean():.2f} ± {y[:, -1].std():.2f} "
+                     f"| {np.median(y[:, -1]):.2f} "
                      f"[{y[:, -1].min():.2f}, {y[:, -1].max():.2f}] | {np.median(g[:, -1]):.2f} "
                      f"| {y.max(1).mean():.2f} | {x[-1]:.0f} | {wall:.0f} min |")
-    ax.set_xscale("log")
-    ax.set_xlabel("trajectories collected")
+    ax.set_xscale("linear" if args.offline else "log")
+    ax.set_xlabel("actor steps on the fixed dataset" if args.offline else "trajectories collected")
     ax.set_ylabel("mean eval return")
-    ax.set_title(f"{args.env}, {args.preset} preset (band: min-max over seeds)", fontsize=10)
+    ax.set_title(f"{args.env}, {args.preset} preset{', offline' if args.offline else ''} "
+                 f"(band: min-max over seeds)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(args.out, "figure.png"), dpi=110)
-    table = "\n".join(lines + ["", efficiency_ratio(curves)])
+    table = "\n".join(lines + ([] if args.offline else ["", efficiency_ratio(curves)]))
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(table + "\n")
     print(table)
@@ -149,16 +179,21 @@ def main(argv=None):
     p.add_argument("--env", default="twenty_questions_subset")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--algos", nargs="+", default=["archer", "filtered_bc", "chai", "ppo"],
-                   help="any of archer, filtered_bc, chai (train_online.py) and ppo (ppo.py)")
+    p.add_argument("--offline", action="store_true", help="train_offline.py rows instead of online runs")
+    p.add_argument("--algos", nargs="+", default=None,
+                   help="online: archer, filtered_bc, chai, ppo (default all); offline: archer, sarsa_awr, "
+                        "iql_reinforce, filtered_bc, bc (default archer filtered_bc bc)")
     p.add_argument("--ppo_factor", type=int, default=10, help="PPO's budget = this x --budget")
-    p.add_argument("--budget", type=int, default=3000, help="trajectories per run")
+    p.add_argument("--budget", type=int, default=3000, help="trajectories per run (offline: actor steps per run)")
+    p.add_argument("--actor_steps", type=int, default=30, help="offline: actor steps per iteration (one evaluation every eval_every)")
     p.add_argument("--jobs", type=int, default=2, help="runs side by side (one CPU thread each)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--out", default="", help="default runs/reproduce/<env>-<preset>")
     p.add_argument("--summarize_only", action="store_true", help="redraw the figure and table from existing runs")
     args = p.parse_args(argv)
-    args.out = args.out or os.path.join("runs", "reproduce", f"{args.env}-{args.preset}")
+    args.algos = args.algos or (["archer", "filtered_bc", "bc"] if args.offline else ["archer", "filtered_bc", "chai", "ppo"])
+    kind = "offline" if args.offline else "online"
+    args.out = args.out or os.path.join("runs", "reproduce", f"{args.env}-{args.preset}-{kind}")
     os.makedirs(args.out, exist_ok=True)
     if not args.summarize_only:
         run_all(args, extra)

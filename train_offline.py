@@ -46,8 +46,10 @@ class Args(common.PolicyGradientArgs, common.CriticArgs, common.CommonArgs):
     max_weight: float = field(default=20.0, metadata={"help": "AWR weights are clipped here"})
     filter_top: float = field(default=0.1, metadata={"help": "filtered_bc: fraction of the best dialogues kept"})
 
-    # Offline runs have no rollouts: more actor steps per iteration, a budget in iterations.
-    preset_overrides = {"tiny": dict(iterations=30, critic_steps=20, actor_steps=20, eval_every=5, bc_steps=300),
+    # Offline runs have no rollouts: more actor steps per iteration, a budget in iterations. The
+    # tiny rows learn from scratch, so their actor rate is the BC rate of train_online's tiny start.
+    preset_overrides = {"tiny": dict(iterations=20, critic_steps=20, actor_steps=30, eval_every=4, bc_steps=300,
+                                     actor_lr=1e-3),
                         "paper": dict(iterations=40, critic_steps=50, actor_steps=25)}
 
 

@@ -1,6 +1,11 @@
-"""reproduce.py's headline number: the sample-efficiency ratio read off two mean curves."""
+"""reproduce.py's headline number (the sample-efficiency ratio read off two mean curves) and the
+table it writes from the runs' metrics."""
+import csv
+import os
+
 import numpy as np
 
+import reproduce
 from reproduce import efficiency_ratio
 
 
@@ -16,3 +21,28 @@ def test_ratio_says_when_archer_never_reaches_ppo_best():
     archer = (np.array([0, 100]), np.array([-15.0, -14.0]))
     assert "never reached" in efficiency_ratio({"ppo": ppo, "archer": archer})
     assert "needs both" in efficiency_ratio({"archer": archer})
+
+
+def write_run(path, xkey, points):
+    os.makedirs(path)
+    with open(os.path.join(path, "metrics.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, ["iteration", xkey, "eval_return", "eval_return_greedy", "wall_s"])
+        w.writeheader()
+        for i, (x, y) in enumerate(points):
+            w.writerow({"iteration": i, xkey: x, "eval_return": y, "eval_return_greedy": y - 1, "wall_s": 60.0 * i})
+
+
+def test_offline_table_reports_mean_and_std_over_seeds_at_equal_steps(tmp_path):
+    # Three bc seeds end at -12, -14, -16 (mean -14, population std 1.63); archer at -10 twice.
+    for seed, final in enumerate([-12.0, -14.0, -16.0]):
+        write_run(tmp_path / f"bc-s{seed}", "actor_steps", [(0, -20.0), (300, -15.0), (600, final)])
+    for seed in range(2):
+        write_run(tmp_path / f"archer-s{seed}", "actor_steps", [(0, -20.0), (300, -12.0), (600, -10.0)])
+    reproduce.main(["--offline", "--summarize_only", "--seeds", "3", "--algos", "archer", "bc",
+                    "--out", str(tmp_path)])
+    table = (tmp_path / "results.md").read_text()
+    bc_row = next(line for line in table.splitlines() if line.startswith("| bc |"))
+    assert "| 3 | -20.00 | -14.00 ± 1.63 | -14.00 [-16.00, -12.00] | -15.00 |" in bc_row
+    assert "| archer | 2 |" in table and "-10.00 ± 0.00" in table
+    assert "actor steps" in table and "sample-efficiency" not in table
+    assert (tmp_path / "figure.png").stat().st_size > 0
