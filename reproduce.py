@@ -43,17 +43,29 @@ def read_rows(out_dir):
         return [{k: float(v) if v != "" else np.nan for k, v in r.items()} for r in csv.DictReader(f)]
 
 
-def finished(out_dir, budget, x="trajectories"):
+def finished(out_dir, budget, x):
     rows = read_rows(out_dir)
     return bool(rows) and rows[-1][x] >= budget
 
 
+def submit(pool, args, script, flags, algo, seed, budget, x):
+    """Start one method x seed run unless it already reached `budget` (in column x); a run that was
+    cut off resumes from its checkpoint. -> a job, or None."""
+    d = os.path.join(args.out, f"{algo}-s{seed}")
+    if finished(d, budget, x):
+        return None
+    resume = ["--resume"] if os.path.exists(os.path.join(d, "checkpoint.pt")) else []
+    os.makedirs(args.out, exist_ok=True)
+    cmd = [script, *flags, "--algo", algo, "--seed", str(seed), "--out_dir", d, *resume]
+    return pool.submit(launch, cmd, d + ".log")
+
+
 def run_all(args, extra):
     common_flags = ["--env", args.env, "--preset", args.preset, "--threads", str(args.threads), *extra]
-    jobs = []
     if args.offline:
         run_offline(args, common_flags)
         return
+    jobs = []
     with ThreadPoolExecutor(args.jobs) as pool:
         # 1. one BC start per seed, shared by every method (train_offline.py --algo bc would also do;
         #    a zero-trajectory filtered_bc run is the cheapest way to get exactly train_online's BC)
@@ -75,38 +87,22 @@ def run_all(args, extra):
             script, budget, flags = (("ppo.py", args.budget * args.ppo_factor, common_flags[:6]) if algo == "ppo"
                                      else ("train_online.py", args.budget, common_flags))
             for seed in range(args.seeds):
-                d = os.path.join(args.out, f"{algo}-s{seed}")
-                if finished(d, budget):
-                    continue
-                resume = ["--resume"] if os.path.exists(os.path.join(d, "checkpoint.pt")) else []
-                cmd = [script, *flags, "--algo", algo, "--seed", str(seed), "--bc_checkpoint", bc[seed],
-                       "--total_trajectories", str(budget), "--out_dir", d, *resume]
-                os.makedirs(args.out, exist_ok=True)
-                jobs.append(pool.submit(launch, cmd, d + ".log"))
+                run_flags = [*flags, "--bc_checkpoint", bc[seed], "--total_trajectories", str(budget)]
+                jobs.append(submit(pool, args, script, run_flags, algo, seed, budget, "trajectories"))
         report(jobs)
 
 
 def run_offline(args, common_flags):
     """Every offline row from scratch on the env's dataset; --budget = actor steps per run (the
     critic rows also take their critic steps). No shared BC start: BC is itself a row."""
-    steps = ["--iterations", str(args.budget // args.actor_steps), "--actor_steps", str(args.actor_steps)]
+    flags = [*common_flags, "--iterations", str(args.budget // args.actor_steps), "--actor_steps", str(args.actor_steps)]
     with ThreadPoolExecutor(args.jobs) as pool:
-        jobs = []
-        for algo in args.algos:
-            for seed in range(args.seeds):
-                d = os.path.join(args.out, f"{algo}-s{seed}")
-                if finished(d, args.budget, "actor_steps"):
-                    continue
-                resume = ["--resume"] if os.path.exists(os.path.join(d, "checkpoint.pt")) else []
-                cmd = ["train_offline.py", *common_flags, *steps, "--algo", algo, "--seed", str(seed),
-                       "--out_dir", d, *resume]
-                os.makedirs(args.out, exist_ok=True)
-                jobs.append(pool.submit(launch, cmd, d + ".log"))
-        report(jobs)
+        report([submit(pool, args, "train_offline.py", flags, algo, seed, args.budget, "actor_steps")
+                for algo in args.algos for seed in range(args.seeds)])
 
 
 def report(jobs):
-    for job in jobs:
+    for job in filter(None, jobs):
         code, log = job.result()
         if code != 0:
             print(f"run failed (exit {code}); see {log}", file=sys.stderr)

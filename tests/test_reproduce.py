@@ -46,3 +46,20 @@ def test_offline_table_reports_mean_and_std_over_seeds_at_equal_steps(tmp_path):
     assert "| archer | 2 |" in table and "-10.00 ± 0.00" in table
     assert "actor steps" in table and "sample-efficiency" not in table
     assert (tmp_path / "figure.png").stat().st_size > 0
+
+
+def test_commands_share_the_bc_start_give_ppo_its_factor_and_skip_finished_runs(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(reproduce, "launch", lambda cmd, log: (calls.append(cmd), (0, log))[1])
+    write_run(tmp_path / "archer-s1", "trajectories", [(0, -15.0), (64, -12.0)])  # already done
+    reproduce.main(["--seeds", "2", "--algos", "archer", "ppo", "--budget", "64", "--out", str(tmp_path),
+                    "--", "--kl_coef", "0.05"])
+    runs = {(c[c.index("--algo") + 1], c[c.index("--seed") + 1]): c for c in calls}
+    assert [c[c.index("--total_trajectories") + 1] for c in calls[:2]] == ["0", "0"]   # the BC starts
+    assert ("archer", "1") not in runs                                               # finished: read only
+    archer, ppo = runs[("archer", "0")], runs[("ppo", "1")]
+    assert archer[0] == "train_online.py" and "--kl_coef" in archer
+    assert archer[archer.index("--bc_checkpoint") + 1] == str(tmp_path / "bc-s0" / "bc.pt")
+    assert ppo[0] == "ppo.py" and "--kl_coef" not in ppo                             # flags after -- are not PPO's
+    assert ppo[ppo.index("--total_trajectories") + 1] == "640"                       # 10x the budget
+    assert ppo[ppo.index("--bc_checkpoint") + 1] == str(tmp_path / "bc-s1" / "bc.pt")
