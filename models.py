@@ -142,33 +142,43 @@ def train_tiny_tokenizer(corpus=None, vocab_size=1024, cache=True):
     exactly (newlines included) even with words the corpus never saw; training is deterministic, so
     the same corpus always gives the same vocabulary (a resumed run can rebuild it). Training takes
     seconds, so the result is kept by corpus hash in this process and under $MINARCHER_CACHE."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
     texts = list(corpus) if corpus else DEFAULT_CORPUS
     key = hashlib.sha256("\0".join([str(vocab_size), *texts]).encode()).hexdigest()[:24]
     folder = _cache_dir("tiny-tokenizers") if cache else None
     path = os.path.join(folder, key + ".json") if folder else None
-    if cache and key not in _TOKENIZERS and path and os.path.exists(path):
+    if not cache:
+        spec = _train_bpe(texts, vocab_size)
+    elif key in _TOKENIZERS:
+        spec = _TOKENIZERS[key]
+    elif path and os.path.exists(path):
         with open(path) as f:
-            _TOKENIZERS[key] = f.read()
-    if not cache or key not in _TOKENIZERS:
-        bpe = Tokenizer(models.BPE())
-        bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        bpe.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS, PAD], show_progress=False,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-        bpe.train_from_iterator(texts, trainer)
-        if not cache:
-            return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, bos_token=EOS, pad_token=PAD)
-        _TOKENIZERS[key] = bpe.to_str()
+            spec = f.read()
+    else:
+        spec = _train_bpe(texts, vocab_size)
         if path:
             os.makedirs(folder, exist_ok=True)
             tmp = f"{path}.{os.getpid()}.tmp"
             with open(tmp, "w") as f:
-                f.write(_TOKENIZERS[key])
+                f.write(spec)
             os.replace(tmp, path)  # atomic: runs side by side may write the same file
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(_TOKENIZERS[key]),
+    if cache:
+        _TOKENIZERS[key] = spec
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(spec),
                                    eos_token=EOS, bos_token=EOS, pad_token=PAD)
+
+
+def _train_bpe(texts, vocab_size):
+    """-> the trained byte-level BPE tokenizer, serialised as JSON."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS, PAD], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(texts, trainer)
+    return bpe.to_str()
 
 
 def _tiny_model(tok, kind, overrides=None):
