@@ -264,8 +264,12 @@ def awr_weights(adv, beta=1.0, max_weight=20.0):
 
 
 # --- anchor to the behaviour-cloned policy (not in the paper; see README "departures") ---
-def kl_to_reference(actor, reference, observations, utterances, truncated=None):
-    """Exact KL(pi || pi_ref) of the next-token distributions, averaged over the utterance's tokens.
+def kl_to_reference(actor, reference, observations, utterances, truncated=None, per="token"):
+    """Exact KL(pi || pi_ref) of the next-token distributions at the utterances' tokens, reduced
+    per="token": averaged over every token of the batch, or per="utterance": summed over each
+    utterance's tokens, then averaged over utterances. The second is on the scale of pg_loss (also
+    a sum over an utterance's tokens), so a coefficient weighs the two alike, as the per-sequence
+    KL penalty of RLHF does; per token, an utterance of T tokens gets 1/T of that weight.
 
     A small model trained by policy gradient alone tends to lose the "\\n" that ends an utterance
     (run-ons); the exact KL to the BC policy keeps every token's distribution, "\\n" included, near
@@ -277,6 +281,8 @@ def kl_to_reference(actor, reference, observations, utterances, truncated=None):
     logp, ref = logits.log_softmax(-1), ref_logits.log_softmax(-1)   # (B, T, V)
     kl = (logp.exp() * (logp - ref)).sum(-1)                          # (B, T) exact per-token KL
     mask = mask.to(kl.dtype)
+    if per == "utterance":
+        return (kl * mask).sum(-1).mean()
     return (kl * mask).sum() / mask.sum().clamp(min=1)
 
 

@@ -79,7 +79,8 @@ class CriticArgs:
 @dataclass
 class PolicyGradientArgs:
     """The flags of train_online.actor_update (ArCHer's actor; offline IQL + REINFORCE reuses it)."""
-    kl_coef: float = field(default=0.1, metadata={"help": "per-token KL to the BC policy (anchor against collapse)"})
+    kl_coef: float = field(default=0.1, metadata={"help": "weight of the KL to the BC policy (anchor against collapse)"})
+    kl_per: str = field(default="token", metadata={"help": "KL reduction: token (mean over tokens) or utterance (summed per utterance, the scale of the PG term)"})
     truncation_penalty: float = field(default=1.0, metadata={"help": "subtracted from the advantage of utterances cut at max_new_tokens"})
     normalize_adv: bool = field(default=True, metadata={"help": "centre and scale advantages per batch (zero mean, unit std)"})
     token_baseline: bool = field(default=False, metadata={"help": "the paper's token-level baseline on the actor's hidden states"})
@@ -100,6 +101,8 @@ def parse(args_cls, argv=None):
     # --- derived values, all in one visible block ---
     if args.env not in envs.REGISTRY:
         fail(f"unknown env {args.env!r}; valid names: {', '.join(sorted(envs.REGISTRY))}")
+    if getattr(args, "kl_per", "token") not in ("token", "utterance"):
+        fail(f"unknown --kl_per {args.kl_per!r}; choose token or utterance")
     args.gamma = args.gamma or GAMMA.get(args.env, 0.95)
     args.dataset = args.dataset or envs.default_dataset_path(args.env)
     args.out_dir = args.out_dir or os.path.join("runs", f"{args.env}-{args.algo}-s{args.seed}")

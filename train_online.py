@@ -85,7 +85,7 @@ def actor_update(actor, reference, critic, opt, obs, args):
     loss = pg_loss(logp, mask, adv, baseline=actor.token_values(hidden) if args.token_baseline else None)
     kl = torch.tensor(0.0, device=args.device)
     if args.kl_coef > 0:
-        kl = kl_to_reference(actor, reference, obs, acts, cut)   # exact per-token KL(pi || pi_BC)
+        kl = kl_to_reference(actor, reference, obs, acts, cut, per=args.kl_per)  # exact KL(pi || pi_BC)
         loss = loss + args.kl_coef * kl
     opt.zero_grad()
     loss.backward()

@@ -251,3 +251,15 @@ def test_kl_to_reference_is_the_exact_per_token_kl(actor):
     kl.backward()  # the gradient reaches the actor only
     assert actor.model.lm_head.weight.grad is not None and other.model.lm_head.weight.grad is None
     actor.model.zero_grad()
+
+
+def test_kl_per_utterance_sums_each_utterance_then_averages(actor):
+    other = tiny_actor(seed=5)
+    per_row = [kl_to_reference(actor, other, [o], [u]).item() for o, u in zip(OBS, UTT)]  # token means
+    n = [len(actor._pair_ids(o, u)[1]) for o, u in zip(OBS, UTT)]                        # tokens each
+    assert len(set(n)) > 1  # utterances of different lengths: the two reductions differ
+    want = sum(k * t for k, t in zip(per_row, n)) / len(n)
+    got = kl_to_reference(actor, other, OBS, UTT, per="utterance").item()
+    assert math.isclose(got, want, rel_tol=1e-4)
+    token_mean = sum(k * t for k, t in zip(per_row, n)) / sum(n)
+    assert math.isclose(kl_to_reference(actor, other, OBS, UTT).item(), token_mean, rel_tol=1e-4)

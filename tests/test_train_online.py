@@ -62,6 +62,7 @@ def test_resume_continues_exactly(tmp_path):
     (["--env", "chess"], "unknown env 'chess'"),
     (["--preset", "huge"], "unknown preset"),
     (["--algo", "dqn"], "unknown --algo"),
+    (["--kl_per", "batch"], "unknown --kl_per"),
     (["--policy_lm", "/no/such/model"], "cannot load"),
     (["--dataset", "/no/such.json"], "not found"),
     (["--resume", "--out_dir", "/tmp/minarcher-no-such-run"], "no checkpoint"),
