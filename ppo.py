@@ -209,7 +209,7 @@ def main(argv=None):
         common.fail(f"unknown --algo {args.algo!r}; ppo.py only runs ppo")
     ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
     common.seed_everything(args.seed)
-    env = envs.make(args.env)
+    env = common.make_env(args)  # a missing game file is a one-line error, as in train_online.py
     data = common.load_data(args, env)
     actor = common.build_actor(args, data)
     rng = random.Random(args.seed)

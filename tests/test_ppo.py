@@ -165,7 +165,8 @@ def test_bc_checkpoint_without_value_head_loads(first_run, tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", [(["--algo", "dqn"], "unknown --algo"),
-                                            (["--bc_checkpoint", "/no/such.pt"], "not found")])
+                                            (["--bc_checkpoint", "/no/such.pt"], "not found"),
+                                            (["--env", "detective", "--game_file", "/no/such/detective.z5"], "detective.z5")])
 def test_bad_input_is_one_line_and_exit_2(flags, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         ppo.main([*TINY, *flags, "--out_dir", str(tmp_path / "bad")])
