@@ -39,6 +39,7 @@ class Args(common.PolicyGradientArgs, common.CriticArgs, common.CommonArgs):
     capacity: int = field(default=100_000, metadata={"help": "replay buffer size in utterances (paper's small-buffer ablation: lower it)"})
     prefill: bool = field(default=True, metadata={"help": "start the buffer with the offline dataset (more states for the critic)"})
     filter_top: float = field(default=0.1, metadata={"help": "filtered_bc: fraction of the best games kept"})
+    critic_pretrain_steps: int = field(default=0, metadata={"help": "archer/chai: steps regressing Q and V on the offline games' Monte-Carlo returns before RL (0 = off, as in the paper)"})
 
 
 # --- ArCHer critic update (paper Sec. 4): TD for Q, Q_target at a' ~ pi for V, then Polyak ---
@@ -68,6 +69,17 @@ def critic_update(critic, target, policy, opt, batch, args):
         tq1, tq2 = target.q(obs, fresh)                                 # (B,), (B,)
     q1, q2, v1, v2 = critic(obs, acts)
     return critic_step(critic, target, opt, q_loss(q1, q2, y1, y2), v_loss(v1, v2, tq1, tq2), q1, args.tau)
+
+
+# --- critic warm start (not in the paper; README "departures"): Monte-Carlo regression on the data ---
+def critic_pretrain_update(critic, target, opt, batch, args):
+    """Q_i(s, a) and V_i(s) <- G, the discounted return the offline game actually got from s on.
+    That is Q and V of the data's player, not of pi, but it is a target with the whole game's
+    reward in it from the first step, where TD needs many steps to carry the reward back 20 turns.
+    The online TD updates then move it from the data's player to pi."""
+    g = torch.tensor(batch["mc_return"], dtype=torch.float32, device=args.device)  # (B,)
+    q1, q2, v1, v2 = critic(batch["obs"], batch["action"])
+    return critic_step(critic, target, opt, q_loss(q1, q2, g, g), v_loss(v1, v2, g, g), q1, args.tau)
 
 
 # --- ArCHer actor update (paper Sec. 4): REINFORCE on each token with A = min Q - min V ---
@@ -140,8 +152,15 @@ def main(argv=None):
         iteration, trajectories = state["iteration"], state["trajectories"]
         rng.setstate(state["rng_loop"])
         common.set_rng_state(state["rng"])
-    elif args.prefill and critic:  # filtered BC imitates its own games only
-        buffer.add_episodes(data)
+    else:
+        if args.prefill and critic:  # filtered BC imitates its own games only
+            buffer.add_episodes(data)
+        if critic and args.critic_pretrain_steps:
+            offline = ReplayBuffer(gamma=args.gamma)
+            offline.add_episodes(data)
+            for _ in tqdm(range(args.critic_pretrain_steps), desc="critic warm start", leave=False):
+                critic_pretrain_update(critic, target, critic_opt, offline.sample(args.critic_batch_size, rng), args)
+            target.load_state_dict(critic.state_dict())  # start TD from the fitted critic itself
     timer, wall0 = common.Timer(), float(log.rows[-1]["wall_s"]) if log.rows else 0.0
 
     def evaluate_and_save(stats):
