@@ -257,6 +257,17 @@ def normalize_advantages(adv, center=True, eps=1e-6):
     return adv / (adv.std(unbiased=False) + eps) if adv.numel() > 1 else adv
 
 
+def leave_one_out_advantages(q, k):
+    """(B * k,) -> (B * k,) advantages of k utterances sampled in each of B states (a state's k
+    rows adjacent): A_i = q_i - the mean q of the state's other k - 1 samples (RLOO, Kool et al.
+    2019). The baseline is the critic's own Q at the policy's other samples instead of its V head,
+    so an error the critic makes for the whole state cancels, and only its ranking of the
+    utterances within the state is left (that ranking is what critic_diagnostic measures)."""
+    q = q.reshape(-1, k)                                           # (B, k)
+    baseline = (q.sum(1, keepdim=True) - q) / (k - 1)              # (B, k) mean of the others
+    return (q - baseline).reshape(-1)
+
+
 def awr_weights(adv, beta=1.0, max_weight=20.0):
     """Advantage-weighted regression weights exp(beta * A), clipped at max_weight so a few
     over-estimated advantages cannot dominate the batch (offline ArCHer's actor, IQL + AWR)."""

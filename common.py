@@ -84,6 +84,7 @@ class PolicyGradientArgs:
     truncation_penalty: float = field(default=1.0, metadata={"help": "subtracted from the advantage of utterances cut at max_new_tokens"})
     normalize_adv: bool = field(default=True, metadata={"help": "centre and scale advantages per batch (zero mean, unit std)"})
     token_baseline: bool = field(default=False, metadata={"help": "the paper's token-level baseline on the actor's hidden states"})
+    actor_samples: int = field(default=1, metadata={"help": "utterances per state in an actor step (same total); > 1: A = min Q minus the mean min Q of the state's other samples, instead of min Q - min V"})
 
 
 def parse(args_cls, argv=None):
@@ -103,6 +104,8 @@ def parse(args_cls, argv=None):
         fail(f"unknown env {args.env!r}; valid names: {', '.join(sorted(envs.REGISTRY))}")
     if getattr(args, "kl_per", "token") not in ("token", "utterance"):
         fail(f"unknown --kl_per {args.kl_per!r}; choose token or utterance")
+    if getattr(args, "actor_samples", 1) < 1:
+        fail(f"--actor_samples must be at least 1, got {args.actor_samples}")
     args.gamma = args.gamma or GAMMA.get(args.env, 0.95)
     args.dataset = args.dataset or envs.default_dataset_path(args.env)
     args.out_dir = args.out_dir or os.path.join("runs", f"{args.env}-{args.algo}-s{args.seed}")

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 import common
 import envs
-from actor import kl_to_reference, normalize_advantages, pg_loss
+from actor import kl_to_reference, leave_one_out_advantages, normalize_advantages, pg_loss
 from buffer import ReplayBuffer
 from chai import ChaiPolicy
 from critic import advantage, polyak_update, q_loss, td_target, v_loss
@@ -84,11 +84,17 @@ def critic_pretrain_update(critic, target, opt, batch, args):
 
 # --- ArCHer actor update (paper Sec. 4): REINFORCE on each token with A = min Q - min V ---
 def actor_update(actor, reference, critic, opt, obs, args):
+    k = args.actor_samples
+    if k > 1:  # k utterances in each of B / k states: a step samples as many utterances as with k = 1
+        obs = [o for o in obs[:max(1, len(obs) // k)] for _ in range(k)]
     with torch.no_grad():
         acts = actor.sample(obs)
         cut = actor.last_truncated  # run-ons: scored without the "\n" the model never chose
         truncated = torch.tensor(cut, dtype=torch.float32, device=args.device)
-        adv = advantage(*critic(obs, acts))                      # (B,) utterance-level advantage
+        if k > 1:  # baseline: the state's other samples under min Q (see leave_one_out_advantages)
+            adv = leave_one_out_advantages(torch.minimum(*critic.q(obs, acts)), k)
+        else:
+            adv = advantage(*critic(obs, acts))                  # (B,) A = min Q - min V
         raw_mean = adv.mean().item()
         if args.normalize_adv:
             adv = normalize_advantages(adv)

@@ -13,7 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
 import models  # noqa: E402
-from actor import Actor, awr_weights, kl_to_reference, normalize_advantages, pg_loss, sampled_kl  # noqa: E402
+from actor import (Actor, awr_weights, kl_to_reference, leave_one_out_advantages, normalize_advantages,  # noqa: E402
+                   pg_loss, sampled_kl)
 
 CORPUS = ["Questions:\nIs it an animal? No.\nIs it a fruit? Yes.\nIs it red? No.\n"] * 20
 OBS = ["Questions:\n", "Questions:\nIs it an animal? No.\nIs it a fruit? Yes.\n", "Questions:\nIs it red? No.\n"]
@@ -218,6 +219,16 @@ def test_awr_weights_and_clipping():
     torch.testing.assert_close(awr_weights(adv), torch.tensor([math.exp(-1), 1.0, math.e, 20.0, 20.0]))
     torch.testing.assert_close(awr_weights(adv, beta=2.0, max_weight=5.0),
                                torch.tensor([math.exp(-2), 1.0, 5.0, 5.0, 5.0]))
+
+
+def test_leave_one_out_advantages_by_hand():
+    # Two states, three samples each. State 1: q = 1, 2, 3 -> baselines (2+3)/2, (1+3)/2, (1+2)/2.
+    # State 2: every sample alike -> no advantage, however far the critic's level is off.
+    q = torch.tensor([1.0, 2.0, 3.0, 10.0, 10.0, 10.0])
+    torch.testing.assert_close(leave_one_out_advantages(q, 3), torch.tensor([-1.5, 0.0, 1.5, 0.0, 0.0, 0.0]))
+    # A state-wide offset (the error a V head cannot cancel) drops out; k = 2 is a plain difference.
+    torch.testing.assert_close(leave_one_out_advantages(torch.tensor([5.0, 7.0, -3.0, -4.0]), 2),
+                               torch.tensor([-2.0, 2.0, 1.0, -1.0]))
 
 
 def test_normalize_advantages():

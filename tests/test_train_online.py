@@ -32,7 +32,8 @@ def rows(out_dir):
 @pytest.mark.parametrize("algo", ["archer", "filtered_bc", "chai"])
 def test_tiny_run_writes_metrics_curve_samples_and_checkpoint(tmp_path, algo):
     out = str(tmp_path / algo)
-    warm = ["--critic_pretrain_steps", "2"] if algo == "archer" else []  # the critic warm start too
+    # archer's run also takes the critic warm start and the leave-one-out actor baseline
+    warm = ["--critic_pretrain_steps", "2", "--actor_samples", "2"] if algo == "archer" else []
     p = run(*TINY, "--algo", algo, "--total_trajectories", "8", "--out_dir", out, *warm)
     assert ("critic warm start" in p.stderr) == bool(warm)
     r = rows(out)
@@ -65,6 +66,7 @@ def test_resume_continues_exactly(tmp_path):
     (["--preset", "huge"], "unknown preset"),
     (["--algo", "dqn"], "unknown --algo"),
     (["--kl_per", "batch"], "unknown --kl_per"),
+    (["--actor_samples", "0"], "--actor_samples must be at least 1"),
     (["--policy_lm", "/no/such/model"], "cannot load"),
     (["--dataset", "/no/such.json"], "not found"),
     (["--resume", "--out_dir", "/tmp/minarcher-no-such-run"], "no checkpoint"),
