@@ -230,3 +230,35 @@ def test_diagnostic_runs_with_a_real_critic_and_the_scripted_expert(tiny_encoder
     out = critic_diagnostic(DoubleCritic(enc, tok, hidden=16, joint=True), env, episodes, max_states=8)
     assert all(0.0 <= out[k] <= 1.0 for k in ("rank/repeat", "rank/invalid", "rank/ruled_out"))
     assert -1.0 <= out["q_mc_corr"] <= 1.0
+
+
+def test_critic_warm_start_fits_monte_carlo_returns(tiny_encoder):
+    """train_online --critic_pretrain_steps: Q and V regress on the buffer's discounted returns.
+    The game of the two-step chain above, s0 -a-> s1 (r = -1) -b-> end (r = 0), gamma 0.5:
+    G(s1) = 0 and G(s0) = -1 + 0.5 * 0 = -1, so Q(s0, a) = V(s0) = -1 and Q(s1, b) = V(s1) = 0
+    (the data's player is the only player). Last in this file: it trains the shared encoder."""
+    import random
+    from types import SimpleNamespace
+    import train_online
+    from buffer import ReplayBuffer
+    tok, enc = tiny_encoder
+    torch.manual_seed(0)
+    critic = DoubleCritic(enc, tok, hidden=32, joint=True)
+    target = make_target(critic)
+    opt = torch.optim.Adam(critic.parameters(), lr=3e-3)
+    obs = ["Questions:\n", "Questions:\nIs it red? No.\n"]
+    episode = {"secret": "x", "return": -1.0, "success": True, "transitions": [
+        {"obs": obs[0], "action": "Is it red?", "reward": -1.0, "next_obs": obs[1], "done": False},
+        {"obs": obs[1], "action": "Is it x?", "reward": 0.0, "next_obs": obs[1] + "Is it x? Yes.\n", "done": True}]}
+    buffer = ReplayBuffer(gamma=0.5)
+    buffer.add_episodes([episode])
+    assert [t["mc_return"] for t in buffer.data] == [-1.0, 0.0]
+    args = SimpleNamespace(device="cpu", tau=0.1)
+    rng = random.Random(0)
+    for _ in range(150):
+        stats = train_online.critic_pretrain_update(critic, target, opt, buffer.sample(8, rng), args)
+    assert stats["critic/q_loss"] < 0.01 and stats["critic/v_loss"] < 0.01
+    with torch.no_grad():
+        q1, q2, v1, v2 = critic(obs, ["Is it red?", "Is it x?"])
+    for head in (q1, q2, v1, v2):
+        torch.testing.assert_close(head, torch.tensor([-1.0, 0.0]), atol=0.1, rtol=0)
