@@ -2,7 +2,7 @@
 
 One of ArCHer's dialogue tasks (Zhou et al. 2024, taken from LMRL-Gym). The city is one of the
 100 of LMRL-Gym's list (data/cities.json); every turn costs -1 and the game ends when a question
-names the city (any alias: "Are you from Mumbai?" finds Bombay) or after 20 turns. The answers
+names the city and no other (any alias: "Are you from Mumbai?" finds Bombay) or after 20 turns. The answers
 come from the rule-based oracle in city_oracle.py instead of GPT-3.5: "Yes, my city is in Asia.",
 "About 8.5 million people live in my city.", "I don't know." for what its facts cannot ground.
 
@@ -84,12 +84,20 @@ class GuessCity(DialogueEnv):
     def _oracle(self, secret, question):
         return answer(CITIES[secret], question)
 
-    def is_success(self, secret, utterance):
-        """The utterance names the city by any alias, as whole words, accents ignored."""
+    def names(self, city, utterance):
+        """The utterance names `city` by any alias, as whole words, accents ignored."""
         t = norm(utterance)
-        for p in self._hide[secret]:
+        for p in self._hide[city]:
             t = t.replace(f" {p} ", " @ ")
-        return any(a in t for a in self._aliases[secret])
+        return any(a in t for a in self._aliases[city])
+
+    def is_success(self, secret, utterance):
+        """A guess names the secret city and no other. Without the second half, one utterance
+        that lists every city ("Is it Tokyo, Delhi, Shanghai, ...?") would win any game in a few
+        turns, and a policy that sprays city names is what RL would find (an untrained tiny actor,
+        emitting random tokens of a vocabulary that holds the city names, won 20% of its games)."""
+        return self.names(secret, utterance) and not any(
+            self.names(c, utterance) for c in self.secrets if c != secret)
 
     def question_bank(self):
         return QUESTION_BANK

@@ -184,6 +184,19 @@ def test_guesses_by_any_alias_succeed_and_others_do_not(env):
         assert not env.is_success(city, u), (city, u)
 
 
+def test_a_guess_that_lists_several_cities_wins_nothing(env):
+    # One utterance naming every city would otherwise win each game on its first turn.
+    every = "Is it " + ", ".join(env.secrets) + "?"
+    assert not any(env.is_success(city, every) for city in env.secrets)
+    assert not env.is_success("Tokyo", "Is it Tokyo or Osaka?")
+    assert not env.is_success("Bombay", "Are you from Mumbai, or maybe Delhi?")
+    assert env.is_success("Tokyo", "Is it Tokyo, in Japan?")  # a country is not a second guess
+    e = env.clone()
+    e.reset(secret="Tokyo")
+    _, reward, done, info = e.step("Is it Tokyo or Osaka?")
+    assert (reward, done, info["success"]) == (-1.0, False, False)
+
+
 def test_scripted_guesses_name_the_city_and_only_it(env):
     rng = random.Random(1)
     for name in env.secrets:
