@@ -95,7 +95,7 @@ def actor_update(actor, reference, critic, opt, obs, args):
             adv = leave_one_out_advantages(torch.minimum(*critic.q(obs, acts)), k)
         else:
             adv = advantage(*critic(obs, acts))                  # (B,) A = min Q - min V
-        raw_mean = adv.mean().item()
+        raw_mean, raw_std = adv.mean().item(), adv.std(unbiased=False).item()  # with k > 1 the mean is 0 by construction
         if args.normalize_adv:
             adv = normalize_advantages(adv)
         adv = adv - args.truncation_penalty * truncated          # run-ons have no "\n" to reinforce
@@ -109,7 +109,7 @@ def actor_update(actor, reference, critic, opt, obs, args):
     loss.backward()
     torch.nn.utils.clip_grad_norm_(actor.parameters(), 1.0)
     opt.step()
-    return {"actor/loss": loss.item(), "actor/advantage_mean": raw_mean, "actor/kl": kl.item(),
+    return {"actor/loss": loss.item(), "actor/advantage_mean": raw_mean, "actor/advantage_std": raw_std, "actor/kl": kl.item(),
             "actor/truncated": truncated.mean().item()}
 
 
