@@ -162,8 +162,10 @@ def main(argv=None):
         if args.prefill and critic:  # filtered BC imitates its own games only
             buffer.add_episodes(data)
         if critic and args.critic_pretrain_steps:
-            offline = ReplayBuffer(gamma=args.gamma)
-            offline.add_episodes(data)
+            offline = buffer  # the prefilled buffer holds exactly the offline games here
+            if not args.prefill:
+                offline = ReplayBuffer(gamma=args.gamma)
+                offline.add_episodes(data)
             for _ in tqdm(range(args.critic_pretrain_steps), desc="critic warm start", leave=False):
                 critic_pretrain_update(critic, target, critic_opt, offline.sample(args.critic_batch_size, rng), args)
             target.load_state_dict(critic.state_dict())  # start TD from the fitted critic itself
