@@ -253,7 +253,7 @@ def main(argv=None):
                                args=common.args_dict(args))
         return row
 
-    if iteration == 0:
+    if iteration == 0 and not log.rows:  # (a run resumed from its iteration-0 checkpoint has this row)
         evaluate_and_save({})  # the BC start
     bar = tqdm(total=args.total_trajectories, initial=trajectories, desc=f"ppo {args.env}")
     while trajectories < args.total_trajectories:

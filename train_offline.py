@@ -132,7 +132,7 @@ def main(argv=None):
                                iteration=iteration, rng_loop=rng.getstate(), rng=common.rng_state(),
                                args=common.args_dict(args))
 
-    if iteration == 0:
+    if iteration == 0 and not log.rows:  # (a run resumed from its iteration-0 checkpoint has this row)
         evaluate_and_save({})
     for iteration in tqdm(range(iteration + 1, args.iterations + 1), desc=f"{args.algo} {args.env}"):
         stats = {}

@@ -63,6 +63,15 @@ def test_resume_continues_exactly(tmp_path):
         assert [x[key] for x in a] == [x[key] for x in b], key
 
 
+def test_resume_from_the_bc_start_logs_it_once(tmp_path):
+    # A run stopped before its first iteration ends resumes from the iteration-0 checkpoint; the
+    # BC start's row is already in metrics.csv and must not be evaluated and written again.
+    out = str(tmp_path / "run")
+    run(*TINY, "--algo", "filtered_bc", "--total_trajectories", "0", "--out_dir", out)
+    run(*TINY, "--algo", "filtered_bc", "--total_trajectories", "4", "--out_dir", out, "--resume")
+    assert [int(float(x["trajectories"])) for x in rows(out)] == [0, 4]
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--env", "chess"], "unknown env 'chess'"),
     (["--preset", "huge"], "unknown preset"),
