@@ -84,9 +84,9 @@ class GuessCity(DialogueEnv):
     def _oracle(self, secret, question):
         return answer(CITIES[secret], question)
 
-    def names(self, city, utterance):
-        """The utterance names `city` by any alias, as whole words, accents ignored."""
-        t = norm(utterance)
+    def _names(self, city, t):
+        """The normalised text `t` (see city_facts.norm) names `city` by any alias, as whole
+        words, accents ignored."""
         for p in self._hide[city]:
             t = t.replace(f" {p} ", " @ ")
         return any(a in t for a in self._aliases[city])
@@ -96,8 +96,8 @@ class GuessCity(DialogueEnv):
         that lists every city ("Is it Tokyo, Delhi, Shanghai, ...?") would win any game in a few
         turns, and a policy that sprays city names is what RL would find (an untrained tiny actor,
         emitting random tokens of a vocabulary that holds the city names, won 20% of its games)."""
-        return self.names(secret, utterance) and not any(
-            self.names(c, utterance) for c in self.secrets if c != secret)
+        t = norm(utterance)  # once, not once per city
+        return self._names(secret, t) and not any(self._names(c, t) for c in self.secrets if c != secret)
 
     def question_bank(self):
         return QUESTION_BANK
