@@ -101,6 +101,15 @@ def td_target(reward, done, v_next, gamma):
     return reward + gamma * (1.0 - done.to(reward.dtype)) * v_next.detach()
 
 
+def mixed_target(td, mc_return, weight):
+    """(B,) (1 - weight) * TD target + weight * the Monte-Carlo return the logged game actually got
+    (Bellemare et al. 2016's "mixed Monte Carlo" target). weight 0 is the paper's pure TD. The MC
+    part is the behaviour policy's return, so it is biased towards old policies, but it carries the
+    real outcome in one step where TD needs ~20 turns of bootstrapping, and the critic cannot
+    drift away from it on states the buffer has seen (not in the paper: README "departures")."""
+    return (1.0 - weight) * td + weight * mc_return
+
+
 def q_loss(q1, q2, target1, target2):
     """MSE of each Q head to its own TD target (targets detached: no gradient into the target)."""
     return F.mse_loss(q1, target1.detach()) + F.mse_loss(q2, target2.detach())

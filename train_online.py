@@ -25,7 +25,7 @@ import envs
 from actor import kl_to_reference, leave_one_out_advantages, normalize_advantages, pg_loss
 from buffer import ReplayBuffer
 from chai import ChaiPolicy
-from critic import advantage, polyak_update, q_loss, td_target, v_loss
+from critic import advantage, mixed_target, polyak_update, q_loss, td_target, v_loss
 
 
 @dataclass
@@ -39,6 +39,7 @@ class Args(common.PolicyGradientArgs, common.CriticArgs, common.CommonArgs):
     capacity: int = field(default=100_000, metadata={"help": "replay buffer size in utterances (paper's small-buffer ablation: lower it)"})
     prefill: bool = field(default=True, metadata={"help": "start the buffer with the offline dataset (more states for the critic)"})
     filter_top: float = field(default=0.1, metadata={"help": "filtered_bc: fraction of the best games kept"})
+    mc_mix: float = field(default=0.0, metadata={"help": "archer/chai: weight of the logged game's Monte-Carlo return in Q's target, the rest TD (0 = the paper's pure TD)"})
     critic_pretrain_steps: int = field(default=0, metadata={"help": "archer/chai: steps regressing Q and V on the offline games' Monte-Carlo returns before RL (0 = off, as in the paper)"})
 
 
@@ -65,6 +66,9 @@ def critic_update(critic, target, policy, opt, batch, args):
     with torch.no_grad():
         tv1, tv2 = target.v(batch["next_obs"])                          # (B,), (B,)
         y1, y2 = td_target(reward, done, tv1, args.gamma), td_target(reward, done, tv2, args.gamma)
+        if args.mc_mix > 0:  # anchor Q to the return the logged game really got (not in the paper)
+            g = torch.tensor(batch["mc_return"], dtype=torch.float32, device=args.device)  # (B,)
+            y1, y2 = mixed_target(y1, g, args.mc_mix), mixed_target(y2, g, args.mc_mix)
         fresh = policy.sample(obs)                                       # a' ~ pi(.|s)
         tq1, tq2 = target.q(obs, fresh)                                 # (B,), (B,)
     q1, q2, v1, v2 = critic(obs, acts)

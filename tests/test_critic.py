@@ -15,7 +15,7 @@ torch.set_num_threads(1)
 
 import envs  # noqa: E402
 import models  # noqa: E402
-from critic import (DoubleCritic, advantage, critic_diagnostic, expectile_loss, make_target,  # noqa: E402
+from critic import (DoubleCritic, advantage, critic_diagnostic, expectile_loss, make_target, mixed_target,  # noqa: E402
                     polyak_update, q_loss, td_target, v_loss)
 
 
@@ -26,6 +26,14 @@ def test_td_target_masks_the_future_of_finished_games():
     y = td_target(r, done, v_next, gamma=0.9)
     torch.testing.assert_close(y, torch.tensor([-1 + 0.9 * 2, 0.0, -1 - 0.9 * 3]))
     assert not y.requires_grad  # a target: no gradient into the target critic
+
+
+def test_mixed_target_blends_td_with_the_logged_return():
+    td = td_target(torch.tensor([-1.0, 0.0]), torch.tensor([False, True]), torch.tensor([-4.0, 9.0]), gamma=0.5)
+    g = torch.tensor([-2.5, 0.0])  # what the logged games really got from these turns on
+    torch.testing.assert_close(mixed_target(td, g, 0.0), torch.tensor([-3.0, 0.0]))  # the paper's TD
+    torch.testing.assert_close(mixed_target(td, g, 1.0), g)                           # pure Monte Carlo
+    torch.testing.assert_close(mixed_target(td, g, 0.25), torch.tensor([0.75 * -3.0 + 0.25 * -2.5, 0.0]))
 
 
 def test_advantage_takes_the_min_of_both_pairs():

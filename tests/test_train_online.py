@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A few seconds of work: 4 games per iteration, 2 iterations, tiny models, 4 evaluation games.
@@ -97,3 +98,44 @@ def test_webshop_runs_through_the_same_loop(tmp_path):
     r = rows(out)
     assert len(r) == 2 and all(0.0 <= float(x["eval_return"]) <= 1.0 for x in r)
     assert "Instruction:" in open(os.path.join(out, "samples.txt")).read()
+
+
+class _ConstantCritic(torch.nn.Module):
+    """Q = 0 (trainable), V = 2 everywhere: enough to read the targets critic_update builds."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, obs, acts):
+        q = self.w.expand(len(obs))
+        return q, q, q, q
+
+    def q(self, obs, acts):
+        return self.forward(obs, acts)[:2]
+
+    def v(self, obs):
+        return torch.full((len(obs),), 2.0), torch.full((len(obs),), 2.0)
+
+
+@pytest.mark.parametrize("mix", [0.0, 0.5])
+def test_critic_update_q_targets_with_and_without_the_monte_carlo_mix(monkeypatch, mix):
+    import copy
+    import train_online
+    seen = {}
+
+    def spy(q1, q2, y1, y2):
+        seen["y"] = (y1, y2)
+        return ((q1 - y1) ** 2).mean()
+    monkeypatch.setattr(train_online, "q_loss", spy)
+    critic = _ConstantCritic()
+    target = copy.deepcopy(critic)
+    policy = type("P", (), {"sample": lambda self, obs: ["a'"] * len(obs)})()
+    batch = {"obs": ["s1", "s2"], "action": ["a1", "a2"], "next_obs": ["s1'", "s2'"],
+             "reward": [-1.0, 0.0], "done": [False, True], "mc_return": [-3.0, 0.0]}
+    args = train_online.Args(device="cpu", gamma=0.5, tau=0.1, mc_mix=mix)
+    train_online.critic_update(critic, target, policy, torch.optim.SGD(critic.parameters(), lr=0.1), batch, args)
+    td = torch.tensor([-1 + 0.5 * 2.0, 0.0])  # r + gamma (1 - done) V_target(s'); the finished game has no future
+    want = (1 - mix) * td + mix * torch.tensor([-3.0, 0.0])
+    torch.testing.assert_close(seen["y"][0], want)
+    torch.testing.assert_close(seen["y"][1], want)
