@@ -153,15 +153,24 @@ def summarize(args):
 
 def efficiency_ratio(curves):
     """The paper's headline: trajectories PPO needed to reach its best mean return, divided by the
-    trajectories ArCHer needed to reach that same return (both read off the mean curves)."""
+    trajectories ArCHer needed to reach that same return (both read off the mean curves). When
+    ArCHer never reaches PPO's best, the same ratio is read at ArCHer's best instead."""
     if "ppo" not in curves or "archer" not in curves:
         return "sample-efficiency ratio: needs both ppo and archer runs"
     (xp, yp), (xa, ya) = curves["ppo"], curves["archer"]
     best = yp.max()
     need_ppo = xp[int(np.argmax(yp >= best))]
     if not (ya >= best).any():
-        return (f"sample-efficiency ratio: ArCHer never reached PPO's best ({best:.2f} at {need_ppo:.0f} "
+        line = (f"sample-efficiency ratio: ArCHer never reached PPO's best ({best:.2f} at {need_ppo:.0f} "
                 f"trajectories) within {xa[-1]:.0f} trajectories")
+        # Then measure it the other way round, at ArCHer's best: < 1x means PPO got there first.
+        best_a = ya.max()
+        need_a = max(xa[int(np.argmax(ya >= best_a))], 1)
+        if (yp >= best_a).any():
+            need_p = xp[int(np.argmax(yp >= best_a))]
+            line += (f"; at ArCHer's best ({best_a:.2f}) it is PPO {need_p:.0f} trajectories / ArCHer "
+                     f"{need_a:.0f}: {need_p / need_a:.1f}x")
+        return line
     need_archer = max(xa[int(np.argmax(ya >= best))], 1)
     return (f"sample-efficiency ratio: PPO reached its best {best:.2f} at {need_ppo:.0f} trajectories, "
             f"ArCHer at {need_archer:.0f}: {need_ppo / need_archer:.1f}x")

@@ -23,6 +23,15 @@ def test_ratio_says_when_archer_never_reaches_ppo_best():
     assert "needs both" in efficiency_ratio({"archer": archer})
 
 
+def test_an_inverted_ratio_is_measured_at_archer_best():
+    # ArCHer's best mean, -12.0, first at 300 games; PPO first reaches >= -12.0 at 150: 0.5x.
+    ppo = (np.array([0, 150, 300, 450]), np.array([-15.0, -11.5, -10.0, -9.0]))
+    archer = (np.array([0, 100, 200, 300, 400]), np.array([-15.0, -13.0, -12.5, -12.0, -12.2]))
+    line = efficiency_ratio({"ppo": ppo, "archer": archer})
+    assert "never reached PPO's best (-9.00 at 450 trajectories)" in line
+    assert line.endswith("at ArCHer's best (-12.00) it is PPO 150 trajectories / ArCHer 300: 0.5x")
+
+
 def write_run(path, xkey, points):
     os.makedirs(path)
     with open(os.path.join(path, "metrics.csv"), "w", newline="") as f:
