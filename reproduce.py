@@ -43,6 +43,15 @@ def read_rows(out_dir):
         return [{k: float(v) if v != "" else np.nan for k, v in r.items()} for r in csv.DictReader(f)]
 
 
+def aligned(rows, xkey):
+    """{x: row}, one row per x. A run resumed from a checkpoint may have logged a point twice
+    (runs from before that was fixed): the first evaluation is kept, as it came first."""
+    out = {}
+    for r in rows:
+        out.setdefault(r[xkey], r)
+    return out
+
+
 def finished(out_dir, budget, x):
     rows = read_rows(out_dir)
     return bool(rows) and rows[-1][x] >= budget
@@ -120,18 +129,20 @@ def summarize(args):
              "|---|---|---|---|---|---|---|---|---|"]
     curves = {}  # algo -> (x, mean eval return over seeds)
     for algo in args.algos:
-        runs = [read_rows(os.path.join(args.out, f"{algo}-s{s}")) for s in range(args.seeds)]
+        runs = [aligned(read_rows(os.path.join(args.out, f"{algo}-s{s}")), xkey) for s in range(args.seeds)]
         runs = [r for r in runs if r]
         if not runs:
             continue
-        n = min(len(r) for r in runs)
-        x = np.array([r[xkey] for r in runs[0][:n]])
-        y = np.array([[r["eval_return"] for r in run[:n]] for run in runs])      # (seeds, points)
-        g = np.array([[r["eval_return_greedy"] for r in run[:n]] for run in runs])
+        # The points every seed has (a seed cut short, or evaluated on another grid, narrows them).
+        x = np.array(sorted(set.intersection(*(set(r) for r in runs))))
+        if not len(x):
+            continue
+        y = np.array([[run[v]["eval_return"] for v in x] for run in runs])      # (seeds, points)
+        g = np.array([[run[v]["eval_return_greedy"] for v in x] for run in runs])
         curves[algo] = (x, y.mean(0))
         ax.plot(np.maximum(x, 1), y.mean(0), label=algo)
         ax.fill_between(np.maximum(x, 1), y.min(0), y.max(0), alpha=0.2)
-        wall = np.mean([run[n - 1]["wall_s"] for run in runs]) / 60
+        wall = np.mean([run[x[-1]]["wall_s"] for run in runs]) / 60
         lines.append(f"| {algo} | {len(runs)} | {np.median(y[:, 0]):.2f} | {y[:, -1].mean():.2f} ± {y[:, -1].std():.2f} "
                      f"| {np.median(y[:, -1]):.2f} "
                      f"[{y[:, -1].min():.2f}, {y[:, -1].max():.2f}] | {np.median(g[:, -1]):.2f} "

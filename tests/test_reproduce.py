@@ -57,6 +57,16 @@ def test_offline_table_reports_mean_and_std_over_seeds_at_equal_steps(tmp_path):
     assert (tmp_path / "figure.png").stat().st_size > 0
 
 
+def test_seeds_are_averaged_at_equal_trajectories_whatever_their_rows(tmp_path):
+    # Seed 0 logged its start twice (a resume from before that was fixed); seed 1 was cut at 128.
+    write_run(tmp_path / "ppo-s0", "trajectories", [(0, -15.0), (0, -15.5), (64, -13.0), (128, -11.0), (192, -9.0)])
+    write_run(tmp_path / "ppo-s1", "trajectories", [(0, -17.0), (64, -15.0), (128, -13.0)])
+    reproduce.main(["--summarize_only", "--seeds", "2", "--algos", "ppo", "--out", str(tmp_path)])
+    row = next(line for line in (tmp_path / "results.md").read_text().splitlines() if line.startswith("| ppo |"))
+    # start: median of -15 and -17; final at 128 (the last point both have): -11 and -13.
+    assert row.startswith("| ppo | 2 | -16.00 | -12.00 ± 1.00 | -12.00 [-13.00, -11.00] | -13.00 | -12.00 | 128 |")
+
+
 def test_commands_share_the_bc_start_give_ppo_its_factor_and_skip_finished_runs(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(reproduce, "launch", lambda cmd, log: (calls.append(cmd), (0, log))[1])
