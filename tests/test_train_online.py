@@ -80,6 +80,7 @@ def test_resume_from_the_bc_start_logs_it_once(tmp_path):
     (["--kl_per", "batch"], "unknown --kl_per"),
     (["--actor_samples", "0"], "--actor_samples must be at least 1"),
     (["--policy_lm", "/no/such/model"], "cannot load"),
+    (["--policy_lm", "tiny:n_layers=4"], "unknown tiny GPT-2 config field"),
     (["--dataset", "/no/such.json"], "not found"),
     (["--resume", "--out_dir", "/tmp/minarcher-no-such-run"], "no checkpoint"),
     (["--env", "detective", "--game_file", "/no/such/detective.z5"], "detective.z5"),
