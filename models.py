@@ -189,13 +189,13 @@ def parse_tiny_overrides(name):
     _, _, spec = name.partition(":")
     out = {}
     for field in filter(None, spec.split(",")):
-        key, eq, value = field.partition("=")
-        if not eq or not key.strip() or not value.strip():
+        key, eq, value = (part.strip() for part in field.partition("="))
+        if not (eq and key and value):
             raise ModelLoadError(f"bad tiny model field {field!r} in {name!r}: write tiny:key=value,... "
                                  f"e.g. tiny:n_layer=4,n_embd=256")
-        for cast in (int, float, str):
+        for cast in (int, float, str):  # str never fails
             try:
-                out[key.strip()] = cast(value.strip())
+                out[key] = cast(value)
                 break
             except ValueError:
                 continue
@@ -204,19 +204,20 @@ def parse_tiny_overrides(name):
 
 def _tiny_model(tok, kind, overrides=None):
     from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
-    ids = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id)
-    known = (GPT2Config if kind == "causal" else BertConfig)().to_dict()
-    unknown = sorted(set(overrides or {}) - set(known))
+    causal, overrides = kind == "causal", overrides or {}
+    config_cls = GPT2Config if causal else BertConfig
+    unknown = sorted(set(overrides) - set(config_cls().to_dict()))
     if unknown:  # a config silently keeps unknown keys; a typo must not run the default size
-        raise ModelLoadError(f"unknown tiny {'GPT-2' if kind == 'causal' else 'BERT'} config field(s) "
+        raise ModelLoadError(f"unknown tiny {'GPT-2' if causal else 'BERT'} config field(s) "
                              f"{', '.join(unknown)}; e.g. n_layer, n_embd, n_head (actor) or "
                              f"num_hidden_layers, hidden_size (critic)")
+    fields = {**(TINY_GPT2 if causal else TINY_BERT),
+              "vocab_size": len(tok), "pad_token_id": tok.pad_token_id, **overrides}
     try:
-        if kind == "causal":
-            cfg = GPT2Config(**{**TINY_GPT2, **ids, **(overrides or {})},
-                             bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
-            return GPT2LMHeadModel(cfg)
-        return BertModel(BertConfig(**{**TINY_BERT, **ids, **(overrides or {})}), add_pooling_layer=False)
+        if causal:
+            return GPT2LMHeadModel(config_cls(**fields, bos_token_id=tok.eos_token_id,
+                                              eos_token_id=tok.eos_token_id))
+        return BertModel(config_cls(**fields), add_pooling_layer=False)
     except (ValueError, TypeError) as e:  # e.g. a width the head count does not divide
         raise ModelLoadError(f"tiny {kind} config {overrides}: {str(e).splitlines()[0]}") from None
 
