@@ -232,9 +232,15 @@ def behaviour_clone(actor, pairs, steps, batch_size, lr, rng, desc="bc", weight_
 @torch.no_grad()
 def evaluate(policy, env, n_games, greedy=False):
     """Play the fixed evaluation games: reset seeds 10**6 + i, the same for every run and method
-    (paired comparisons) and disjoint from the training games (seeds from 10**7 up)."""
+    (paired comparisons) and disjoint from the training games (seeds from 10**7 up), with the
+    sampler's RNG seeded from EVAL_SEED as well."""
     play_fn = (lambda obs: policy.sample(obs, greedy=True)) if greedy else policy
-    episodes = envs.play(play_fn, env, n_games, seed=EVAL_SEED)
+    # The sampler draws from torch's global RNG. Seed it from EVAL_SEED inside a fork, so that the
+    # same policy always plays the same utterances (two runs' evaluations of one BC checkpoint
+    # agree) and evaluating does not move the training RNG stream.
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+        torch.manual_seed(EVAL_SEED)
+        episodes = envs.play(play_fn, env, n_games, seed=EVAL_SEED)
     return envs.summarize(episodes), episodes
 
 

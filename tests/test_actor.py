@@ -274,3 +274,19 @@ def test_kl_per_utterance_sums_each_utterance_then_averages(actor):
     assert math.isclose(got, want, rel_tol=1e-4)
     token_mean = sum(k * t for k, t in zip(per_row, n)) / sum(n)
     assert math.isclose(kl_to_reference(actor, other, OBS, UTT).item(), token_mean, rel_tol=1e-4)
+
+
+def test_evaluation_is_reproducible_and_leaves_the_training_rng_alone(actor):
+    import common
+    import envs
+    env = envs.make("twenty_questions_subset")
+    # An untrained actor's utterances are random text: whatever the sampler draws shows up in them.
+    torch.manual_seed(1)
+    first = common.evaluate(actor, env, 3)[1]
+    torch.manual_seed(2)  # a different training RNG state before the second evaluation
+    state = torch.get_rng_state()
+    second = common.evaluate(actor, env, 3)[1]
+    assert torch.equal(torch.get_rng_state(), state)  # evaluating did not advance the stream
+    utterances = [[t["action"] for t in ep["transitions"]] for ep in first]
+    assert utterances == [[t["action"] for t in ep["transitions"]] for ep in second]
+    assert len({u for ep in utterances for u in ep}) > 3  # it really sampled, not one fixed string
