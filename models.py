@@ -211,6 +211,9 @@ def _tiny_model(tok, kind, overrides=None):
         raise ModelLoadError(f"unknown tiny {'GPT-2' if causal else 'BERT'} config field(s) "
                              f"{', '.join(unknown)}; e.g. n_layer, n_embd, n_head (actor) or "
                              f"num_hidden_layers, hidden_size (critic)")
+    fixed = sorted(set(overrides) & {"vocab_size", "pad_token_id", "bos_token_id", "eos_token_id"})
+    if fixed:  # these follow the tokenizer; another value breaks the first forward pass
+        raise ModelLoadError(f"tiny model field(s) {', '.join(fixed)} come from the tokenizer and cannot be set")
     fields = {**(TINY_GPT2 if causal else TINY_BERT),
               "vocab_size": len(tok), "pad_token_id": tok.pad_token_id, **overrides}
     try:

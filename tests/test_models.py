@@ -57,7 +57,8 @@ def test_tiny_size_overrides_from_the_name():
         {"n_embd": 64, "resid_pdrop": 0.1, "activation_function": "relu"}
     for bad, message in [("tiny:n_layers=4", "unknown tiny GPT-2 config field"),  # a typo
                          ("tiny:n_layer", "bad tiny model field"), ("tiny:=2", "bad tiny model field"),
-                         ("tiny:n_embd=130", "tiny causal config")]:  # 130 is not divisible by 4 heads
+                         ("tiny:n_embd=130", "tiny causal config"),  # 130 is not divisible by 4 heads
+                         ("tiny:vocab_size=10", "come from the tokenizer")]:  # else it breaks at forward
         with pytest.raises(models.ModelLoadError, match=message):
             models.load_tokenizer_and_lm(bad, corpus=CORPUS)
 
