@@ -14,8 +14,8 @@
 # `run` writes metrics, samples and curves of both methods to $OUT (gpu_guess_city.tar.gz).
 # Sizes are set by env variables so the same script fits the device time a session has:
 # BC_STEPS, BUDGET (games per method), ROLLOUT, WALL (seconds per method), EVAL_GAMES, and EXTRA
-# (more train_online.py flags). Any CUDA
-# machine with the two wheels installed can run `bash .dev/gpu_guess_city.sh train` directly.
+# (more train_online.py flags). Any CUDA machine with the two wheels installed can run
+# `bash .dev/gpu_guess_city.sh train` directly.
 #
 # On CPU, `ACTOR=tiny CRITIC=tiny DEVICE=cpu BC_STEPS=2 BUDGET=8 ROLLOUT=4 EVAL_GAMES=4 EXTRA=--threads=1
 # bash .dev/gpu_guess_city.sh train` checks the commands in a minute or two.
@@ -49,10 +49,11 @@ run)    # device call 2: join the halves, install, train
 train)
     ACTOR=${ACTOR:-smollm2-135m}; CRITIC=${CRITIC:-smollm2-135m}; DEVICE=${DEVICE:-cuda}
     BC_STEPS=${BC_STEPS:-400}; BUDGET=${BUDGET:-512}; ROLLOUT=${ROLLOUT:-64}; WALL=${WALL:-400}
+    EVAL_GAMES=${EVAL_GAMES:-64}
     R=/tmp/gpu_runs; rm -rf $R; mkdir -p $R "$OUT"
     common=(--env guess_city --policy_lm "$ACTOR" --critic_lm "$CRITIC" --device "$DEVICE" --seed 0
             --rollout_size "$ROLLOUT" --batch_size 32 --critic_batch_size 64 --critic_steps 20 --actor_steps 3
-            --warmup_iters 2 --eval_every 2 --eval_games "${EVAL_GAMES:-64}" --bc_lr 1e-4 --actor_lr 1e-5 --critic_lr 2e-5
+            --warmup_iters 2 --eval_every 2 --eval_games "$EVAL_GAMES" --bc_lr 1e-4 --actor_lr 1e-5 --critic_lr 2e-5
             ${EXTRA:-})
     export PYTHONUNBUFFERED=1
     # The BC start, once (total_trajectories 0 evaluates it and stops).
