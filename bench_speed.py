@@ -60,7 +60,7 @@ def main(argv=None):
     actor = common.build_actor(args, data)
     reference = common.build_actor(args, data)
     reference.load_state_dict(actor.state_dict())
-    critic, target = common.build_critic(args, data)
+    critic, target = common.build_critic(args, data, actor)
     buffer = ReplayBuffer(args.capacity, args.gamma)
     buffer.add_episodes(data)
     rng = random.Random(args.seed)

@@ -4,6 +4,7 @@ cloning, evaluation, the run log (metrics.csv, curve.png, sample dialogues) and 
 Nothing here is ArCHer itself; the algorithm lives in the two training scripts, critic.py and
 actor.py. Kept in one place so a fix here is a fix for every method.
 """
+import copy
 import csv
 import dataclasses
 import importlib
@@ -45,7 +46,7 @@ class CommonArgs:
     out_dir: str = field(default="", metadata={"help": "where logs and checkpoints go (default runs/<env>-<algo>-s<seed>)"})
     dataset: str = field(default="", metadata={"help": "LMRL-Gym JSON for BC (default data/<env>.json, generated if missing)"})
     policy_lm: str = field(default="gpt2", metadata={"help": "actor: hub name, local path, 'tiny' (or 'tiny:n_layer=4,n_embd=256'), or 'smollm2-135m'"})
-    critic_lm: str = field(default="roberta-base", metadata={"help": "critic encoder: hub name, local path, 'tiny' (or 'tiny:num_hidden_layers=4'), or 'minilm-l6'"})
+    critic_lm: str = field(default="roberta-base", metadata={"help": "critic encoder: hub name, local path, 'tiny' (or 'tiny:num_hidden_layers=4'), 'minilm-l6', or 'actor' (a copy of the BC actor's body)"})
     bc_checkpoint: str = field(default="", metadata={"help": "start the actor from this BC state dict instead of cloning here"})
     bc_steps: int = field(default=2000, metadata={"help": "behaviour-cloning steps on the dataset before RL"})
     bc_lr: float = field(default=1e-4, metadata={"help": "learning rate for behaviour cloning"})
@@ -106,6 +107,9 @@ def parse(args_cls, argv=None):
         fail(f"unknown --kl_per {args.kl_per!r}; choose token or utterance")
     if getattr(args, "actor_samples", 1) < 1:
         fail(f"--actor_samples must be at least 1, got {args.actor_samples}")
+    if getattr(args, "critic_lm", "") == "actor" and args.lora:
+        fail("--critic_lm actor copies the actor's full weights, which --lora leaves frozen; "
+             "drop --lora or name a critic model")
     args.gamma = args.gamma or GAMMA.get(args.env, 0.95)
     args.dataset = args.dataset or envs.default_dataset_path(args.env)
     args.out_dir = args.out_dir or os.path.join("runs", f"{args.env}-{args.algo}-s{args.seed}")
@@ -192,13 +196,23 @@ def build_actor(args, episodes):
     return actor.to(args.device)
 
 
-def build_critic(args, episodes):
+def build_critic(args, episodes, actor=None):
+    """The double critic on `args.critic_lm`. critic_lm "actor" (not in the paper; README
+    "departures"): the encoder starts as a copy of the actor's transformer body, as it is when this
+    is called (after BC), with the actor's tokenizer. The paper's critic reads text through a
+    pretrained RoBERTa; a critic trained from scratch has no such prior, and the BC actor is the
+    one model here that has already learnt to read these dialogues."""
     from critic import DoubleCritic, make_target
     from models import ModelLoadError, default_bucket_tokens, load_tokenizer_and_lm
-    try:
-        tok, enc = load_tokenizer_and_lm(args.critic_lm, kind="encoder", corpus=corpus(episodes))
-    except ModelLoadError as e:
-        fail(str(e))
+    if args.critic_lm == "actor":
+        assert actor is not None, "critic_lm 'actor' copies the actor: pass it"
+        tok, enc = actor.tokenizer, copy.deepcopy(actor.model.base_model)  # GPT-2: its .transformer
+        enc.requires_grad_(True)
+    else:
+        try:
+            tok, enc = load_tokenizer_and_lm(args.critic_lm, kind="encoder", corpus=corpus(episodes))
+        except ModelLoadError as e:
+            fail(str(e))
     critic = DoubleCritic(enc, tok, joint=getattr(args, "critic_joint", False),
                           bucket_tokens=default_bucket_tokens(args.device)).to(args.device)
     return critic, make_target(critic)

@@ -77,7 +77,7 @@ def main(argv=None):
     rng = random.Random(args.seed)
     actor = common.build_actor(args, data)
     uses_critic = args.algo in ("archer", "sarsa_awr", "iql_reinforce")
-    critic, target = common.build_critic(args, data) if uses_critic else (None, None)
+    critic, target = common.build_critic(args, data, actor) if uses_critic else (None, None)
     expectile = 0.5 if args.algo == "sarsa_awr" else args.expectile
     buffer = ReplayBuffer(capacity=10**7, gamma=args.gamma)
     buffer.add_episodes(data)

@@ -126,9 +126,9 @@ def main(argv=None):
     env = common.make_env(args)
     data = common.load_data(args, env)
     actor = common.build_actor(args, data)
-    critic, target = common.build_critic(args, data) if args.algo != "filtered_bc" else (None, None)
-    # The policy that plays: the actor itself, or CHAI's pick among k of its samples.
-    policy = ChaiPolicy(actor, critic, args.chai_k) if args.algo == "chai" else actor
+    uses_critic, critic_from_actor = args.algo != "filtered_bc", args.critic_lm == "actor"
+    # (built here, before BC, unless it is a copy of the BC actor: the order keeps the seeded runs' draws)
+    critic, target = common.build_critic(args, data) if uses_critic and not critic_from_actor else (None, None)
     rng = random.Random(args.seed)
 
     # --- start from behaviour cloning, as the paper does ---
@@ -146,6 +146,10 @@ def main(argv=None):
         reference = common.build_actor(args, data)
         reference.load_state_dict(actor.state_dict())
     reference.requires_grad_(False)
+    if uses_critic and critic_from_actor:  # (on --resume its weights are replaced from the checkpoint)
+        critic, target = common.build_critic(args, data, actor)
+    # The policy that plays: the actor itself, or CHAI's pick among k of its samples.
+    policy = ChaiPolicy(actor, critic, args.chai_k) if args.algo == "chai" else actor
 
     actor_opt = torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=args.actor_lr)
     critic_opt = torch.optim.AdamW(critic.parameters(), lr=args.critic_lr) if critic else None

@@ -84,11 +84,28 @@ def test_resume_from_the_bc_start_logs_it_once(tmp_path):
     (["--dataset", "/no/such.json"], "not found"),
     (["--resume", "--out_dir", "/tmp/minarcher-no-such-run"], "no checkpoint"),
     (["--env", "detective", "--game_file", "/no/such/detective.z5"], "detective.z5"),
+    (["--critic_lm", "actor", "--lora"], "--critic_lm actor"),
 ])
 def test_bad_input_is_one_line_and_exit_2(flags, message):
     p = run(*TINY, *flags, check=False)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert message in p.stderr.strip().splitlines()[-1]
+
+
+def test_critic_lm_actor_starts_the_critic_from_the_bc_actor(tmp_path):
+    # No critic steps: the checkpoint's critic encoder must still be the BC actor's body, copied
+    # after BC (not the random actor it started as), and the actor trains apart from it.
+    out = str(tmp_path / "run")
+    run(*TINY, "--critic_lm", "actor", "--critic_steps", "0", "--warmup_iters", "0",
+        "--total_trajectories", "4", "--out_dir", out)
+    bc = torch.load(os.path.join(out, "bc.pt"))
+    state = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=False)
+    body = {k[len("model.transformer."):]: v for k, v in bc.items() if k.startswith("model.transformer.")}
+    enc = {k[len("encoder."):]: v for k, v in state["critic"].items() if k.startswith("encoder.")}
+    assert body and body.keys() == enc.keys()
+    assert all(torch.equal(body[k], enc[k]) for k in body)
+    actor = {k[len("model.transformer."):]: v for k, v in state["actor"].items() if k.startswith("model.transformer.")}
+    assert not all(torch.equal(actor[k], enc[k]) for k in enc)  # one actor step moved the actor only
 
 
 def test_webshop_runs_through_the_same_loop(tmp_path):
