@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 import common
 import envs
-from actor import kl_to_reference, leave_one_out_advantages, normalize_advantages, pg_loss
+from actor import awr_weights, kl_to_reference, leave_one_out_advantages, normalize_advantages, pg_loss
 from buffer import ReplayBuffer
 from chai import ChaiPolicy
 from critic import advantage, mixed_target, polyak_update, q_loss, td_target, v_loss
@@ -40,6 +40,8 @@ class Args(common.PolicyGradientArgs, common.CriticArgs, common.CommonArgs):
     prefill: bool = field(default=True, metadata={"help": "start the buffer with the offline dataset (more states for the critic)"})
     filter_top: float = field(default=0.1, metadata={"help": "filtered_bc: fraction of the best games kept"})
     mc_mix: float = field(default=0.0, metadata={"help": "archer/chai: weight of the logged game's Monte-Carlo return in Q's target, the rest TD (0 = the paper's pure TD)"})
+    actor_loss: str = field(default="pg", metadata={"help": "archer's actor: pg (the paper's REINFORCE on A) or awr (weights exp(awr_beta * A) on fresh samples: every sample pushed up, the better ones more)"})
+    awr_beta: float = field(default=1.0, metadata={"help": "actor_loss awr: temperature of the weights (A is normalised per batch first when normalize_adv)"})
     critic_pretrain_steps: int = field(default=0, metadata={"help": "archer/chai: steps regressing Q and V on the offline games' Monte-Carlo returns before RL (0 = off, as in the paper)"})
 
 
@@ -103,6 +105,11 @@ def actor_update(actor, reference, critic, opt, obs, args):
         if args.normalize_adv:
             adv = normalize_advantages(adv)
         adv = adv - args.truncation_penalty * truncated          # run-ons have no "\n" to reinforce
+    if getattr(args, "actor_loss", "pg") == "awr":  # (train_offline's iql_reinforce has no such flag)
+        # Weighted regression on the policy's own samples (not in the paper online; README
+        # "departures"): no sample is pushed down, so probability mass moves towards the better
+        # samples and never to whatever is left over when a sampled utterance is pushed away.
+        adv = awr_weights(adv, args.awr_beta)                    # (B,) exp(beta * A) > 0
     logp, mask, hidden = actor.token_log_probs(obs, acts, return_hidden=args.token_baseline, truncated=cut)  # (B, T) x2, (B, T, H)
     loss = pg_loss(logp, mask, adv, baseline=actor.token_values(hidden) if args.token_baseline else None)
     kl = torch.tensor(0.0, device=args.device)
@@ -121,6 +128,10 @@ def main(argv=None):
     args = common.parse(Args, argv)
     if args.algo not in ("archer", "filtered_bc", "chai"):
         common.fail(f"unknown --algo {args.algo!r}; choose archer, filtered_bc or chai")
+    if args.actor_loss not in ("pg", "awr"):
+        common.fail(f"unknown --actor_loss {args.actor_loss!r}; choose pg or awr")
+    if args.actor_loss == "awr" and (args.token_baseline or args.actor_samples > 1):
+        common.fail("--actor_loss awr weights whole utterances: it takes no --token_baseline or --actor_samples")
     ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
     common.seed_everything(args.seed)
     env = common.make_env(args)

@@ -85,6 +85,8 @@ def test_resume_from_the_bc_start_logs_it_once(tmp_path):
     (["--resume", "--out_dir", "/tmp/minarcher-no-such-run"], "no checkpoint"),
     (["--env", "detective", "--game_file", "/no/such/detective.z5"], "detective.z5"),
     (["--critic_lm", "actor", "--lora"], "--critic_lm actor"),
+    (["--actor_loss", "ppo"], "unknown --actor_loss"),
+    (["--actor_loss", "awr", "--token_baseline"], "takes no --token_baseline"),
 ])
 def test_bad_input_is_one_line_and_exit_2(flags, message):
     p = run(*TINY, *flags, check=False)
@@ -157,3 +159,48 @@ def test_critic_update_q_targets_with_and_without_the_monte_carlo_mix(monkeypatc
     want = (1 - mix) * td + mix * torch.tensor([-3.0, 0.0])
     torch.testing.assert_close(seen["y"][0], want)
     torch.testing.assert_close(seen["y"][1], want)
+
+
+class _FakeActor(torch.nn.Module):
+    """Samples "a0", "a1", ...; every token's log-prob is one shared parameter."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.last_truncated = []
+
+    def sample(self, obs):
+        self.last_truncated = [False] * len(obs)
+        return [f"a{i}" for i in range(len(obs))]
+
+    def token_log_probs(self, obs, acts, return_hidden=False, truncated=None):
+        return self.w.expand(len(obs), 2), torch.ones(len(obs), 2), None
+
+
+class _IndexCritic(torch.nn.Module):
+    """Q(s, a_i) = i, V = 0: the advantage of the i-th sample is i."""
+
+    def forward(self, obs, acts):
+        q = torch.tensor([float(a[1:]) for a in acts])
+        return q, q, torch.zeros_like(q), torch.zeros_like(q)
+
+
+@pytest.mark.parametrize("loss", ["pg", "awr"])
+def test_actor_update_weights_pg_centres_awr_keeps_every_weight_positive(monkeypatch, loss):
+    import train_online
+    seen = {}
+
+    def spy(logp, mask, adv, baseline=None):
+        seen["adv"] = adv
+        return -(adv * (logp * mask).sum(-1)).mean()
+    monkeypatch.setattr(train_online, "pg_loss", spy)
+    args = train_online.Args(device="cpu", kl_coef=0.0, actor_loss=loss, awr_beta=0.5)
+    actor = _FakeActor()
+    train_online.actor_update(actor, None, _IndexCritic(), torch.optim.SGD(actor.parameters(), lr=0.1),
+                              ["s"] * 4, args)
+    a = (torch.tensor([0.0, 1.0, 2.0, 3.0]) - 1.5) / 1.25 ** 0.5  # advantages 0..3, normalised
+    want = torch.exp(0.5 * a) if loss == "awr" else a
+    torch.testing.assert_close(seen["adv"], want, rtol=1e-4, atol=1e-4)
+    # pg pushes the low samples down and the high ones up (net zero on a shared log-prob);
+    # awr pushes every sample up, so the shared log-prob rises
+    assert (actor.w.item() > 1e-3) == (loss == "awr")
