@@ -113,8 +113,10 @@ def actor_update(actor, reference, critic, opt, obs, args):
     logp, mask, hidden = actor.token_log_probs(obs, acts, return_hidden=args.token_baseline, truncated=cut)  # (B, T) x2, (B, T, H)
     loss = pg_loss(logp, mask, adv, baseline=actor.token_values(hidden) if args.token_baseline else None)
     kl = torch.tensor(0.0, device=args.device)
+    if reference is not None:
+        with torch.set_grad_enabled(args.kl_coef > 0):  # without the anchor, still logged: the drift from BC
+            kl = kl_to_reference(actor, reference, obs, acts, cut, per=args.kl_per)  # exact KL(pi || pi_BC)
     if args.kl_coef > 0:
-        kl = kl_to_reference(actor, reference, obs, acts, cut, per=args.kl_per)  # exact KL(pi || pi_BC)
         loss = loss + args.kl_coef * kl
     opt.zero_grad()
     loss.backward()
