@@ -199,7 +199,8 @@ def build_actor(args, episodes):
 def build_critic(args, episodes, actor=None):
     """The double critic on `args.critic_lm`. critic_lm "actor" (not in the paper; README
     "departures"): the encoder starts as a copy of the actor's transformer body, as it is when this
-    is called (after BC), with the actor's tokenizer. The paper's critic reads text through a
+    is called, with the actor's tokenizer (train_online.py: after BC; train_offline.py: before
+    any BC, so only the architecture and tokenizer are shared). The paper's critic reads text through a
     pretrained RoBERTa; a critic trained from scratch has no such prior, and the BC actor is the
     one model here that has already learnt to read these dialogues."""
     from critic import DoubleCritic, make_target
