@@ -68,12 +68,14 @@ class ReplayBuffer:
         batch["done"] = [float(d) for d in batch["done"]]
         return batch
 
-    def top_episodes(self, fraction=0.1):
+    def top_episodes(self, fraction=0.1, since=0):
         """The best `fraction` (at least one) of the games still whole in the buffer, by return, as
-        episode dicts (the format of envs.play): the data of (online) filtered BC."""
+        episode dicts (the format of envs.play): the data of (online) filtered BC. Games added
+        before the `since`-th (e.g. a prefilled offline dataset, added first) are left out."""
         whole = {}
         for t in self.data[self.next:] + self.data[:self.next]:  # oldest first, even after wrapping
-            whole.setdefault(t["episode"], []).append(t)
+            if t["episode"] >= since:
+                whole.setdefault(t["episode"], []).append(t)
         eids = sorted(e for e, ts in whole.items() if len(ts) == self.episodes[e]["length"])
         eps = [self._episode(e, whole[e]) for e in eids]
         eps.sort(key=lambda ep: -ep["return"])  # stable: ties keep the older game first

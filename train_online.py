@@ -42,6 +42,7 @@ class Args(common.PolicyGradientArgs, common.CriticArgs, common.CommonArgs):
     mc_mix: float = field(default=0.0, metadata={"help": "archer/chai: weight of the logged game's Monte-Carlo return in Q's target, the rest TD (0 = the paper's pure TD)"})
     actor_loss: str = field(default="pg", metadata={"help": "archer's actor: pg (the paper's REINFORCE on A) or awr (weights exp(awr_beta * A) on fresh samples: every sample pushed up, the better ones more)"})
     awr_beta: float = field(default=1.0, metadata={"help": "actor_loss awr: temperature of the weights (A is normalised per batch first when normalize_adv)"})
+    sil_coef: float = field(default=0.0, metadata={"help": "archer: weight of a self-imitation term, BC on the top filter_top of the actor's own games so far, added to the actor loss (0 = off, as in the paper)"})
     critic_pretrain_steps: int = field(default=0, metadata={"help": "archer/chai: steps regressing Q and V on the offline games' Monte-Carlo returns before RL (0 = off, as in the paper)"})
 
 
@@ -89,7 +90,9 @@ def critic_pretrain_update(critic, target, opt, batch, args):
 
 
 # --- ArCHer actor update (paper Sec. 4): REINFORCE on each token with A = min Q - min V ---
-def actor_update(actor, reference, critic, opt, obs, args):
+def actor_update(actor, reference, critic, opt, obs, args, imitate=None):
+    """One policy-gradient step on buffer states `obs`; `imitate`, a list of (obs, utterance)
+    pairs from the best own games, adds --sil_coef times their BC loss (self-imitation)."""
     k = args.actor_samples
     if k > 1:  # k utterances in each of B / k states: a step samples as many utterances as with k = 1
         obs = [o for o in obs[:max(1, len(obs) // k)] for _ in range(k)]
@@ -118,12 +121,16 @@ def actor_update(actor, reference, critic, opt, obs, args):
             kl = kl_to_reference(actor, reference, obs, acts, cut, per=args.kl_per)  # exact KL(pi || pi_BC)
     if args.kl_coef > 0:
         loss = loss + args.kl_coef * kl
+    stats = {}
+    if imitate:  # self-imitation (Oh et al. 2018; not in the paper, README "departures")
+        sil = -actor.log_prob(*map(list, zip(*imitate)), reduce="mean").mean()  # filtered BC's loss
+        loss, stats["actor/sil_loss"] = loss + args.sil_coef * sil, sil.item()
     opt.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(actor.parameters(), 1.0)
     opt.step()
     return {"actor/loss": loss.item(), "actor/advantage_mean": raw_mean, "actor/advantage_std": raw_std, "actor/kl": kl.item(),
-            "actor/truncated": truncated.mean().item()}
+            "actor/truncated": truncated.mean().item(), **stats}
 
 
 def main(argv=None):
@@ -132,6 +139,8 @@ def main(argv=None):
         common.fail(f"unknown --algo {args.algo!r}; choose archer, filtered_bc or chai")
     if args.actor_loss not in ("pg", "awr"):
         common.fail(f"unknown --actor_loss {args.actor_loss!r}; choose pg or awr")
+    if args.sil_coef < 0 or (args.sil_coef > 0 and args.algo != "archer"):
+        common.fail(f"--sil_coef {args.sil_coef} needs --algo archer and a weight >= 0")
     if args.actor_loss == "awr" and (args.token_baseline or args.actor_samples > 1):
         common.fail("--actor_loss awr weights whole utterances: it takes no --token_baseline or --actor_samples")
     ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
@@ -167,6 +176,7 @@ def main(argv=None):
     actor_opt = torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=args.actor_lr)
     critic_opt = torch.optim.AdamW(critic.parameters(), lr=args.critic_lr) if critic else None
     buffer = ReplayBuffer(args.capacity, args.gamma)
+    own_from = len(data) if args.prefill and critic else 0  # episode ids below this: the offline games
     log, iteration, trajectories = common.RunLog(args.out_dir, resume=args.resume), 0, 0
     if args.resume:
         actor.load_state_dict(state["actor"])
@@ -227,9 +237,12 @@ def main(argv=None):
                                            buffer.sample(args.critic_batch_size, rng), args))
         if args.algo == "archer":
             if iteration > args.warmup_iters:
+                # self-imitation draws from the actor's own games only, like filtered BC
+                best = common.bc_pairs(buffer.top_episodes(args.filter_top, since=own_from)) if args.sil_coef else []
                 for _ in range(args.actor_steps):
                     obs = buffer.sample(args.batch_size, rng)["obs"]
-                    stats.update(actor_update(actor, reference, critic, actor_opt, obs, args))
+                    imitate = [best[rng.randrange(len(best))] for _ in range(min(args.batch_size, len(best)))]
+                    stats.update(actor_update(actor, reference, critic, actor_opt, obs, args, imitate))
         elif args.algo == "filtered_bc":  # --- online filtered BC: imitate the best games so far ---
             keep = common.bc_pairs(buffer.top_episodes(args.filter_top))
             stats["actor/loss"] = common.behaviour_clone(actor, keep, args.actor_steps, args.batch_size,

@@ -78,6 +78,14 @@ def test_top_episodes_keeps_the_best_whole_games():
     assert len(buf.top_episodes(0.15)) == 2  # ceil(1.5)
 
 
+def test_top_episodes_since_leaves_out_the_first_games():
+    buf = ReplayBuffer(capacity=100)
+    buf.add_episodes([episode("data", [0]), episode("own", [-1, -1, 0]), episode("own2", [-1, 0])])
+    # the first game (say, a prefilled dataset's) is the best, but since=1 leaves it out
+    assert [ep["transitions"][0]["action"] for ep in buf.top_episodes(0.5, since=1)] == ["own20?"]
+    assert [ep["transitions"][0]["action"] for ep in buf.top_episodes(0.5)] == ["data0?", "own20?"]
+
+
 def test_top_episodes_skips_games_cut_by_fifo_and_survives_wrapping():
     buf = ReplayBuffer(capacity=4)
     buf.add_episodes([episode("a", [0]), episode("b", [-1, -1, 0])])  # a (return 0) is the best

@@ -86,6 +86,7 @@ def test_resume_from_the_bc_start_logs_it_once(tmp_path):
     (["--env", "detective", "--game_file", "/no/such/detective.z5"], "detective.z5"),
     (["--critic_lm", "actor", "--lora"], "--critic_lm actor"),
     (["--actor_loss", "ppo"], "unknown --actor_loss"),
+    (["--algo", "filtered_bc", "--sil_coef", "1"], "--sil_coef 1.0 needs --algo archer"),
     (["--actor_loss", "awr", "--token_baseline"], "takes no --token_baseline"),
 ])
 def test_bad_input_is_one_line_and_exit_2(flags, message):
@@ -204,3 +205,50 @@ def test_actor_update_weights_pg_centres_awr_keeps_every_weight_positive(monkeyp
     # pg pushes the low samples down and the high ones up (net zero on a shared log-prob);
     # awr pushes every sample up, so the shared log-prob rises
     assert (actor.w.item() > 1e-3) == (loss == "awr")
+
+
+class _ImitatingActor(_FakeActor):
+    """log pi(utterance | obs) = w per token, so a BC step on any pair raises w."""
+
+    def log_prob(self, obs, acts, reduce="sum", truncated=None):
+        self.imitated = list(zip(obs, acts))
+        return self.w.expand(len(obs)) * (1 if reduce == "mean" else 2)
+
+
+@pytest.mark.parametrize("sil_coef", [0.0, 0.5])
+def test_self_imitation_adds_filtered_bcs_loss_on_the_given_pairs(sil_coef):
+    import train_online
+    args = train_online.Args(device="cpu", kl_coef=0.0, sil_coef=sil_coef)
+    actor, pairs = _ImitatingActor(), [("s1", "good1"), ("s2", "good2")]
+    out = train_online.actor_update(actor, None, _IndexCritic(), torch.optim.SGD(actor.parameters(), lr=0.1),
+                                    ["s"] * 4, args, imitate=pairs if sil_coef else None)
+    # the centred PG term nets zero on the shared log-prob w; the BC term -sil_coef * mean(w)
+    # has gradient -sil_coef, so one SGD step of 0.1 moves w to 0.1 * sil_coef
+    assert actor.w.item() == pytest.approx(0.1 * sil_coef, abs=1e-6)
+    assert getattr(actor, "imitated", None) == (pairs if sil_coef else None)
+    assert ("actor/sil_loss" in out) == bool(sil_coef)
+
+
+def test_self_imitation_draws_from_the_actors_own_games_only(tmp_path, monkeypatch):
+    import buffer
+    import train_online
+    tops, imitated = [], []
+    top_episodes, actor_update = buffer.ReplayBuffer.top_episodes, train_online.actor_update
+
+    def spy_top(self, fraction=0.1, since=0):
+        tops.append((since, top_episodes(self, fraction, since)))
+        return tops[-1][1]
+
+    def spy_update(*a, **k):
+        imitated.append(a[6] if len(a) > 6 else k.get("imitate"))
+        return actor_update(*a, **k)
+    monkeypatch.setattr(buffer.ReplayBuffer, "top_episodes", spy_top)
+    monkeypatch.setattr(train_online, "actor_update", spy_update)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(ROOT)
+    train_online.main([*TINY, "--sil_coef", "1", "--total_trajectories", "8", "--out_dir", str(tmp_path / "run")])
+    n_data = len(__import__("json").load(open(os.path.join(ROOT, "data", "twenty_questions_subset.json"))))
+    assert tops and all(since == n_data for since, _ in tops)  # the prefilled dataset comes first
+    played = {(t["obs"], t["action"]) for _, eps in tops for ep in eps for t in ep["transitions"]}
+    assert all(ep["seed"] >= 10**7 for _, eps in tops for ep in eps)  # seeds of games the actor played
+    assert imitated and all(p in played for batch in imitated for p in batch)
