@@ -53,15 +53,18 @@ def test_tiny_run_writes_metrics_curve_samples_and_checkpoint(tmp_path, algo):
     assert "Questions:" in open(os.path.join(out, "samples.txt")).read()
 
 
-def test_resume_continues_exactly(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--sil_coef", "1"]], ids=["archer", "self_imitation"])
+def test_resume_continues_exactly(tmp_path, extra):
     straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
-    run(*TINY, "--total_trajectories", "12", "--out_dir", straight)
-    run(*TINY, "--total_trajectories", "8", "--out_dir", split)
-    run(*TINY, "--total_trajectories", "12", "--out_dir", split, "--resume")
+    run(*TINY, *extra, "--total_trajectories", "12", "--out_dir", straight)
+    run(*TINY, *extra, "--total_trajectories", "8", "--out_dir", split)
+    run(*TINY, *extra, "--total_trajectories", "12", "--out_dir", split, "--resume")
     a, b = rows(straight), rows(split)
     assert len(a) == len(b) == 4
-    for key in ["trajectories", "eval_return", "eval_return_greedy", "train/return", "critic/q_loss", "actor/loss"]:
+    keys = ["trajectories", "eval_return", "eval_return_greedy", "train/return", "critic/q_loss", "actor/loss"]
+    for key in keys + (["actor/sil_loss"] if extra else []):
         assert [x[key] for x in a] == [x[key] for x in b], key
+    assert any(x.get("actor/sil_loss") for x in a) == bool(extra)  # the imitation term ran
 
 
 def test_resume_from_the_bc_start_logs_it_once(tmp_path):
