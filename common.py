@@ -224,6 +224,11 @@ def bc_pairs(episodes):
     return [(t["obs"], t["action"]) for ep in episodes for t in ep["transitions"]]
 
 
+def sample_pairs(pairs, batch_size, rng):
+    """min(batch_size, len(pairs)) (obs, utterance) pairs, uniform with replacement."""
+    return [pairs[rng.randrange(len(pairs))] for _ in range(min(batch_size, len(pairs)))]
+
+
 def behaviour_clone(actor, pairs, steps, batch_size, lr, rng, desc="bc", weight_fn=None, opt=None):
     """Maximise log p(utterance | observation) over (obs, utterance) pairs, per token so long and
     short utterances weigh alike. weight_fn(obs, utterances) -> (B,) weights turns it into
@@ -232,7 +237,7 @@ def behaviour_clone(actor, pairs, steps, batch_size, lr, rng, desc="bc", weight_
     opt = opt or torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=lr)
     losses = []
     for _ in tqdm(range(steps), desc=desc, leave=False):
-        obs, acts = map(list, zip(*[pairs[rng.randrange(len(pairs))] for _ in range(min(batch_size, len(pairs)))]))
+        obs, acts = map(list, zip(*sample_pairs(pairs, batch_size, rng)))
         logp = actor.log_prob(obs, acts, reduce="mean")  # (B,) mean log-prob per token
         w = torch.ones_like(logp) if weight_fn is None else weight_fn(obs, acts).to(logp)
         loss = -(w * logp).mean()

@@ -241,7 +241,7 @@ def main(argv=None):
                 best = common.bc_pairs(buffer.top_episodes(args.filter_top, since=own_from)) if args.sil_coef else []
                 for _ in range(args.actor_steps):
                     obs = buffer.sample(args.batch_size, rng)["obs"]
-                    imitate = [best[rng.randrange(len(best))] for _ in range(min(args.batch_size, len(best)))]
+                    imitate = common.sample_pairs(best, args.batch_size, rng)
                     stats.update(actor_update(actor, reference, critic, actor_opt, obs, args, imitate))
         elif args.algo == "filtered_bc":  # --- online filtered BC: imitate the best games so far ---
             keep = common.bc_pairs(buffer.top_episodes(args.filter_top))
