@@ -58,6 +58,9 @@ def load_run(run, checkpoint, device):
                 saved = json.load(f)
         except (OSError, json.JSONDecodeError) as e:
             common.fail(f"{run}/args.json cannot be read ({e}); is {run} a run folder?")
+    missing = [k for k in ("env", "policy_lm", "dataset") if k not in saved]
+    if missing:
+        common.fail(f"the run's flags lack {', '.join(missing)}: {run}/args.json is not from a training run")
     actor_state = state["actor"] if "actor" in state else state
     if not all(isinstance(v, torch.Tensor) for v in actor_state.values()):
         common.fail(f"{path} holds no actor weights")

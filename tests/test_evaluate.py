@@ -8,6 +8,7 @@ import json
 import os
 
 import pytest
+import torch
 
 import evaluate
 import ppo
@@ -68,14 +69,16 @@ def test_standard_error_by_hand():
     assert s["mean_return"] == -10.0 and abs(s["stderr"] - 3.5590) < 1e-4 and s["games"] == 4
 
 
-@pytest.mark.parametrize("case", ["no_folder", "not_a_checkpoint", "no_games"])
+@pytest.mark.parametrize("case", ["no_folder", "not_a_checkpoint", "no_run_flags", "no_games"])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case):
     run = tmp_path / "run"
     run.mkdir()
     (run / "args.json").write_text("{}")
     (run / "notes.txt").write_text("not a checkpoint")
+    torch.save({"w": torch.zeros(1)}, run / "bc.pt")  # a state dict, but args.json names no env or model
     argv = {"no_folder": ["--run", str(tmp_path / "missing")],
             "not_a_checkpoint": ["--run", str(run), "--checkpoint", str(run / "notes.txt")],
+            "no_run_flags": ["--run", str(run)],
             "no_games": ["--run", str(run), "--games", "0"]}[case]
     with pytest.raises(SystemExit) as e:
         evaluate.main(argv)
