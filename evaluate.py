@@ -77,12 +77,13 @@ def load_run(run, checkpoint, device):
 
 
 def summary(episodes):
-    """envs.summarize's mean return and success rate, plus the mean's standard error (the games
-    are independent draws)."""
+    """envs.summarize's mean return and success rate, the mean's standard error (the games are
+    independent draws), and the returns game by game."""
     stats, returns = envs.summarize(episodes), [ep["return"] for ep in episodes]
     n, mean = len(returns), stats["mean_return"]
     se = math.sqrt(sum((r - mean) ** 2 for r in returns) / (n - 1) / n) if n > 1 else float("nan")
-    return {"games": n, "mean_return": mean, "stderr": se, "success_rate": stats["success_rate"]}
+    # per-game returns too: two checkpoints scored on the same games can be compared game by game
+    return {"games": n, "mean_return": mean, "stderr": se, "success_rate": stats["success_rate"], "returns": returns}
 
 
 def main(argv=None):

@@ -53,6 +53,7 @@ def test_reproduces_the_runs_logged_evaluations(tmp_path, capsys, algo):
     assert res["sampled"]["success_rate"] == float(logged[-1]["eval_success"])
     saved = json.load(open(tmp_path / "e.json"))
     assert saved["sampled"]["games"] == saved["greedy"]["games"] == 4 and saved["algo"] == algo
+    assert sum(saved["sampled"]["returns"]) / 4 == res["sampled"]["mean_return"]  # game by game
 
     if algo != "chai":  # (CHAI's start plays with its untrained critic, which bc.pt does not hold)
         start = evaluate.main(["--run", out, "--checkpoint", os.path.join(out, "bc.pt"), "--games", "4", "--show", "3"])
@@ -67,6 +68,7 @@ def test_standard_error_by_hand():
     s = evaluate.summary(eps)
     # mean -10; deviations -10, 4, 6, 0: sample variance 152 / 3; s.e. sqrt(152 / 3 / 4) = 3.559
     assert s["mean_return"] == -10.0 and abs(s["stderr"] - 3.5590) < 1e-4 and s["games"] == 4
+    assert s["returns"] == [-20.0, -6.0, -4.0, -10.0]
 
 
 @pytest.mark.parametrize("case", ["no_folder", "not_a_checkpoint", "no_run_flags", "no_games"])
