@@ -113,6 +113,13 @@ def parse(args_cls, argv=None):
     args.gamma = args.gamma or GAMMA.get(args.env, 0.95)
     args.dataset = args.dataset or envs.default_dataset_path(args.env)
     args.out_dir = args.out_dir or os.path.join("runs", f"{args.env}-{args.algo}-s{args.seed}")
+    apply_runtime(args)
+    return args
+
+
+def apply_runtime(args):
+    """The process-wide side of the flags, for a fresh run (parse) or a rebuilt one (evaluate.py):
+    the device, torch's CPU threads, and the game file / WebShop server the envs read."""
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -120,7 +127,6 @@ def parse(args_cls, argv=None):
     for var, value in (("MINARCHER_GAME_FILE", args.game_file), ("MINARCHER_WEBSHOP_SERVER", args.webshop_server)):
         if value:
             os.environ[var] = value
-    return args
 
 
 def fail(message):

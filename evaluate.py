@@ -36,7 +36,7 @@ class Args:
     threads: int = field(default=0, metadata={"help": "CPU threads for torch (0 = torch's default)"})
 
 
-def load_run(run, checkpoint, device):
+def load_run(run, checkpoint, device, threads):
     """The run's flags (from the checkpoint when it holds them: they are current after a --resume,
     args.json is written once) and the actor's state dict (plus the critic's, when it has one)."""
     if not os.path.isdir(run):
@@ -65,14 +65,12 @@ def load_run(run, checkpoint, device):
     if not all(isinstance(v, torch.Tensor) for v in actor_state.values()):
         common.fail(f"{path} holds no actor weights")
     args = Namespace(**saved)
-    args.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    args.device, args.threads = device, threads  # this machine's, not the training run's
     # PPO's actor has a value head (its token baseline); build the actor that fits the weights.
     args.token_baseline = any(k.startswith("value_head.") for k in actor_state)
     if not os.path.exists(args.dataset):  # a run folder moved from another machine
         args.dataset = envs.default_dataset_path(args.env)
-    for var, value in (("MINARCHER_GAME_FILE", args.game_file), ("MINARCHER_WEBSHOP_SERVER", args.webshop_server)):
-        if value:
-            os.environ[var] = value
+    common.apply_runtime(args)
     return args, actor_state, state.get("critic"), path
 
 
@@ -93,9 +91,7 @@ def main(argv=None):
         common.fail("--run is required: the folder of a training run (its --out_dir)")
     if opts.games < 1:
         common.fail(f"--games must be at least 1, got {opts.games}")
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    args, actor_state, critic_state, path = load_run(opts.run, opts.checkpoint, opts.device)
+    args, actor_state, critic_state, path = load_run(opts.run, opts.checkpoint, opts.device, opts.threads)
 
     env = common.make_env(args)
     data = common.load_data(args, env)  # the tiny tokenizer is rebuilt from the same dataset
