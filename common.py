@@ -65,6 +65,7 @@ class CommonArgs:
     game_file: str = field(default="", metadata={"help": "detective/textgame: the z-machine file to play"})
     webshop_server: str = field(default="", metadata={"help": "webshop: address of a running WebShop server (default: the local shop)"})
     threads: int = field(default=0, metadata={"help": "CPU threads for torch (0 = torch's default; 1 when running seeds side by side)"})
+    keep_actors: bool = field(default=False, metadata={"help": "also keep the actor of every evaluation, as out_dir/actors/actor-<x>.pt (x: trajectories; offline: actor steps), to re-score any point with evaluate.py --checkpoint"})
 
 
 @dataclass
@@ -331,6 +332,15 @@ def save_checkpoint(path, **state):
     """Atomic: write to a temp file then rename, so an interrupted save never loses the last one."""
     torch.save(state, path + ".tmp")
     os.replace(path + ".tmp", path)
+
+
+def save_actor_snapshot(args, x, actor, critic=None):
+    """--keep_actors: the actor as it was evaluated at x, with the run's flags (and CHAI's critic,
+    which picks its utterances), in the form evaluate.py reads. checkpoint.pt keeps only the last."""
+    if args.keep_actors:
+        os.makedirs(os.path.join(args.out_dir, "actors"), exist_ok=True)
+        save_checkpoint(os.path.join(args.out_dir, "actors", f"actor-{int(x)}.pt"), actor=actor.state_dict(),
+                        critic=critic.state_dict() if critic is not None else None, args=args_dict(args))
 
 
 def load_checkpoint(path):

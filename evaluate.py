@@ -8,6 +8,7 @@ as many as asked, so a start and an end, or two methods, can be compared more pr
     python evaluate.py --run runs/twenty_questions_subset-archer-s0                    # its checkpoint.pt
     python evaluate.py --run runs/twenty_questions_subset-archer-s0 --checkpoint runs/twenty_questions_subset-archer-s0/bc.pt --games 512
     python evaluate.py --run runs/webshop-archer-s0 --games 256 --show 0 --out eval.json
+    python evaluate.py --run runs/<run> --checkpoint runs/<run>/actors/actor-480.pt --games 512   # --keep_actors
 
 Works for the run folders of train_online.py (every --algo; CHAI plays with its critic),
 train_offline.py and ppo.py. With --games equal to the run's --eval_games it reproduces the
@@ -28,7 +29,7 @@ import envs
 @dataclass
 class Args:
     run: str = field(default="", metadata={"help": "a run folder (with args.json) written by train_online.py, train_offline.py or ppo.py"})
-    checkpoint: str = field(default="", metadata={"help": "the actor to evaluate: a checkpoint.pt or a BC state dict like bc.pt (default: <run>/checkpoint.pt, else <run>/bc.pt)"})
+    checkpoint: str = field(default="", metadata={"help": "the actor to evaluate: a checkpoint.pt, a snapshot actors/actor-<x>.pt (--keep_actors) or a BC state dict like bc.pt (default: <run>/checkpoint.pt, else <run>/bc.pt)"})
     games: int = field(default=128, metadata={"help": "evaluation games: the first N of the fixed evaluation set"})
     show: int = field(default=2, metadata={"help": "print this many of the sampled games"})
     out: str = field(default="", metadata={"help": "also write the results to this JSON file"})

@@ -247,6 +247,7 @@ def main(argv=None):
                "eval_success": result["success_rate"], "eval_return_greedy": greedy["mean_return"],
                "eval_success_greedy": greedy["success_rate"], "wall_s": wall0 + timer(), **stats}
         log.log(row, samples=episodes[:3])
+        common.save_actor_snapshot(args, trajectories, actor)
         common.save_checkpoint(ckpt_path, actor=actor.state_dict(), opt=opt.state_dict(),
                                reference=reference.state_dict(), iteration=iteration,
                                trajectories=trajectories, rng_loop=rng.getstate(), rng=common.rng_state(),

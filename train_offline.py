@@ -124,6 +124,7 @@ def main(argv=None):
                  "eval_success": result["success_rate"], "eval_return_greedy": greedy["mean_return"],
                  "eval_success_greedy": greedy["success_rate"], "wall_s": wall0 + timer(), **stats},
                 samples=episodes[:3])
+        common.save_actor_snapshot(args, iteration * args.actor_steps, actor)
         common.save_checkpoint(ckpt_path, actor=actor.state_dict(), actor_opt=actor_opt.state_dict(),
                                reference=reference.state_dict() if reference is not None else None,
                                critic=critic.state_dict() if critic else None,

@@ -211,6 +211,7 @@ def main(argv=None):
                "eval_success": result["success_rate"], "eval_return_greedy": greedy["mean_return"],
                "eval_success_greedy": greedy["success_rate"], "wall_s": wall0 + timer(), **stats}
         log.log(row, samples=episodes[:3])
+        common.save_actor_snapshot(args, trajectories, actor, critic if args.algo == "chai" else None)
         buffer.save(os.path.join(args.out_dir, "buffer.pt"))
         common.save_checkpoint(ckpt_path, actor=actor.state_dict(), actor_opt=actor_opt.state_dict(),
                                critic=critic.state_dict() if critic else None,

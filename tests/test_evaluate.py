@@ -12,16 +12,20 @@ import torch
 
 import evaluate
 import ppo
+import train_offline
 import train_online
 
 # A few seconds of work, in-process: tiny models, 4 games per iteration, 4 evaluation games.
 ONLINE = ["--preset", "tiny", "--env", "twenty_questions_subset", "--bc_steps", "3", "--rollout_size", "4",
           "--critic_steps", "2", "--actor_steps", "1", "--batch_size", "4", "--critic_batch_size", "8",
           "--warmup_iters", "1", "--eval_every", "1", "--eval_games", "4", "--max_new_tokens", "8",
-          "--threads", "1", "--total_trajectories", "8"]
+          "--threads", "1", "--total_trajectories", "8", "--keep_actors"]
 PPO = ["--preset", "tiny", "--env", "twenty_questions_subset", "--bc_steps", "3", "--batch_size", "4",
        "--rollout_size", "2", "--minibatch_size", "20", "--ppo_epochs", "1", "--eval_every", "1",
-       "--eval_games", "4", "--max_new_tokens", "6", "--threads", "1", "--total_trajectories", "2"]
+       "--eval_games", "4", "--max_new_tokens", "6", "--threads", "1", "--total_trajectories", "2", "--keep_actors"]
+OFFLINE = ["--preset", "tiny", "--env", "twenty_questions_subset", "--critic_steps", "2", "--actor_steps", "2",
+           "--batch_size", "4", "--critic_batch_size", "8", "--eval_every", "1", "--eval_games", "4",
+           "--max_new_tokens", "8", "--bc_steps", "2", "--threads", "1", "--iterations", "2", "--keep_actors"]
 
 
 def rows(out_dir):
@@ -87,3 +91,28 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
+
+
+@pytest.mark.parametrize("algo", ["archer", "chai", "ppo", "offline"])
+def test_keep_actors_rescores_every_logged_evaluation(tmp_path, capsys, algo):
+    """--keep_actors: each evaluation's actor (CHAI: with its critic) is kept, and evaluate.py on it
+    replays that evaluation exactly, not only the last one that checkpoint.pt holds."""
+    out = str(tmp_path / algo)
+    x = "actor_steps" if algo == "offline" else "trajectories"
+    if algo == "ppo":
+        ppo.main([*PPO, "--out_dir", out])
+    elif algo == "offline":  # IQL + AWR on the dataset
+        train_offline.main([*OFFLINE, "--out_dir", out])
+    else:
+        train_online.main([*ONLINE, "--algo", algo, "--out_dir", out])
+    logged, games = rows(out), logged_games(out)
+    assert len(logged) >= 2 and len(games) == len(logged)
+    kept = sorted(os.listdir(os.path.join(out, "actors")), key=lambda f: int(f[6:-3]))
+    assert kept == [f"actor-{int(float(r[x]))}.pt" for r in logged]  # one per evaluation, named by x
+    assert len(set(games)) > 1  # the evaluations differ, so matching each to its own is a real check
+    for row, text, name in zip(logged, games, kept):
+        capsys.readouterr()
+        res = evaluate.main(["--run", out, "--checkpoint", os.path.join(out, "actors", name), "--games", "4", "--show", "3"])
+        assert text in capsys.readouterr().out
+        assert res["sampled"]["mean_return"] == float(row["eval_return"])
+        assert res["greedy"]["mean_return"] == float(row["eval_return_greedy"])
