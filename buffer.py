@@ -13,6 +13,7 @@ and episode (an id, so whole games can be recovered for filtered BC).
 Run the tests:  python -m pytest -q tests/test_buffer.py
 """
 import math
+import os
 
 import torch
 
@@ -101,8 +102,10 @@ class ReplayBuffer:
 
     def save(self, path):
         """Plain Python containers through torch.save: loads with weights_only=True (no pickle of
-        arbitrary objects), so a checkpoint folder can be opened safely."""
-        torch.save(self.state_dict(), path)
+        arbitrary objects), so a checkpoint folder can be opened safely. Atomic (temp file, then
+        rename): a run killed while saving keeps its previous file whole."""
+        torch.save(self.state_dict(), path + ".tmp")
+        os.replace(path + ".tmp", path)
 
     @classmethod
     def load(cls, path):

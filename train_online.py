@@ -185,7 +185,8 @@ def main(argv=None):
             critic.load_state_dict(state["critic"])
             target.load_state_dict(state["target"])
             critic_opt.load_state_dict(state["critic_opt"])
-        buffer = ReplayBuffer.load(os.path.join(args.out_dir, "buffer.pt"))
+        # the buffer saved with this checkpoint (runs from before buffer_file: buffer.pt)
+        buffer = ReplayBuffer.load(os.path.join(args.out_dir, state.get("buffer_file", "buffer.pt")))
         iteration, trajectories = state["iteration"], state["trajectories"]
         rng.setstate(state["rng_loop"])
         common.set_rng_state(state["rng"])
@@ -212,14 +213,20 @@ def main(argv=None):
                "eval_success_greedy": greedy["success_rate"], "wall_s": wall0 + timer(), **stats}
         log.log(row, samples=episodes[:3])
         common.save_actor_snapshot(args, trajectories, actor, critic if args.algo == "chai" else None)
-        buffer.save(os.path.join(args.out_dir, "buffer.pt"))
+        # The buffer file is named by iteration and the checkpoint names it, so a run killed between
+        # the two saves resumes from a matching pair: the older checkpoint with the older buffer.
+        buffer_file = f"buffer-{iteration}.pt"
+        buffer.save(os.path.join(args.out_dir, buffer_file))
         common.save_checkpoint(ckpt_path, actor=actor.state_dict(), actor_opt=actor_opt.state_dict(),
                                critic=critic.state_dict() if critic else None,
                                target=target.state_dict() if critic else None,
                                critic_opt=critic_opt.state_dict() if critic else None,
                                reference=reference.state_dict(), iteration=iteration,
                                trajectories=trajectories, rng_loop=rng.getstate(), rng=common.rng_state(),
-                               args=common.args_dict(args))
+                               buffer_file=buffer_file, args=common.args_dict(args))
+        for name in os.listdir(args.out_dir):  # the checkpoint no longer points at older buffers
+            if name.startswith("buffer") and name.endswith(".pt") and name != buffer_file:
+                os.remove(os.path.join(args.out_dir, name))
         return row
 
     if iteration == 0 and not log.rows:  # (a run resumed from its iteration-0 checkpoint has this row)

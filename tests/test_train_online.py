@@ -67,6 +67,23 @@ def test_resume_continues_exactly(tmp_path, extra):
     assert any(x.get("actor/sil_loss") for x in a) == bool(extra)  # the imitation term ran
 
 
+def test_resume_after_a_kill_between_buffer_and_checkpoint_saves(tmp_path):
+    # A kill after the buffer of iteration k+1 is written but before its checkpoint: the folder
+    # then holds the new buffer beside the old checkpoint. Resume must use the old pair and so
+    # still continue exactly; afterwards only the buffer the checkpoint names is kept.
+    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
+    run(*TINY, "--total_trajectories", "12", "--out_dir", straight)
+    run(*TINY, "--total_trajectories", "8", "--out_dir", split)
+    assert sorted(f for f in os.listdir(split) if f.startswith("buffer")) == ["buffer-2.pt"]
+    killed = torch.load(os.path.join(straight, "buffer-3.pt"), weights_only=True)  # a later buffer
+    torch.save(killed, os.path.join(split, "buffer-3.pt"))
+    run(*TINY, "--total_trajectories", "12", "--out_dir", split, "--resume")
+    a, b = rows(straight), rows(split)
+    for key in ["eval_return", "train/return", "critic/q_loss", "actor/loss"]:
+        assert [x[key] for x in a] == [x[key] for x in b], key
+    assert sorted(f for f in os.listdir(split) if f.startswith("buffer")) == ["buffer-3.pt"]
+
+
 def test_resume_from_the_bc_start_logs_it_once(tmp_path):
     # A run stopped before its first iteration ends resumes from the iteration-0 checkpoint; the
     # BC start's row is already in metrics.csv and must not be evaluated and written again.
