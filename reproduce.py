@@ -128,12 +128,21 @@ def summarize(args):
              f"| final (greedy) median | best (sampled) mean | {xkey.replace('_', ' ')} | wall time per run |",
              "|---|---|---|---|---|---|---|---|---|"]
     curves = {}  # algo -> (x, mean eval return over seeds)
+    cut = []     # notes on the seeds left out
     for algo in args.algos:
-        runs = [aligned(read_rows(os.path.join(args.out, f"{algo}-s{s}")), xkey) for s in range(args.seeds)]
-        runs = [r for r in runs if r]
+        runs = {s: aligned(read_rows(os.path.join(args.out, f"{algo}-s{s}")), xkey) for s in range(args.seeds)}
+        runs = {s: r for s, r in runs.items() if r}
         if not runs:
             continue
-        # The points every seed has (a seed cut short, or evaluated on another grid, narrows them).
+        # A seed that stopped short of the method's longest run (cut off, still running) is left
+        # out and named under the table, so it does not cut every seed's curve down to its length.
+        end = max(max(r) for r in runs.values())
+        for s in [s for s, r in runs.items() if max(r) < end]:
+            cut.append(f"{algo} seed {s} stopped at {max(runs.pop(s)):,.0f} {xkey.replace('_', ' ')} "
+                       f"(the others reached {end:,.0f}): not in the figure or the table; rerunning "
+                       f"the command resumes it")
+        runs = list(runs.values())
+        # The points every seed has (a seed evaluated on another grid narrows them).
         x = np.array(sorted(set.intersection(*(set(r) for r in runs))))
         if not len(x):
             continue
@@ -156,7 +165,8 @@ def summarize(args):
     ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(args.out, "figure.png"), dpi=110)
-    table = "\n".join(lines + ([] if args.offline else ["", efficiency_ratio(curves)]))
+    table = "\n".join(lines + [""] * bool(cut) + cut
+                       + ([] if args.offline else ["", efficiency_ratio(curves)]))
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(table + "\n")
     print(table)

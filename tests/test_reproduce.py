@@ -58,13 +58,27 @@ def test_offline_table_reports_mean_and_std_over_seeds_at_equal_steps(tmp_path):
 
 
 def test_seeds_are_averaged_at_equal_trajectories_whatever_their_rows(tmp_path):
-    # Seed 0 logged its start twice (a resume from before that was fixed); seed 1 was cut at 128.
-    write_run(tmp_path / "ppo-s0", "trajectories", [(0, -15.0), (0, -15.5), (64, -13.0), (128, -11.0), (192, -9.0)])
-    write_run(tmp_path / "ppo-s1", "trajectories", [(0, -17.0), (64, -15.0), (128, -13.0)])
+    # Seed 0 logged its start twice (a resume from before that was fixed); seed 1 was evaluated
+    # on a coarser grid, so only 0, 128 and 256 are shared.
+    write_run(tmp_path / "ppo-s0", "trajectories", [(0, -15.0), (0, -15.5), (64, -13.0), (128, -11.0), (192, -9.0), (256, -9.0)])
+    write_run(tmp_path / "ppo-s1", "trajectories", [(0, -17.0), (128, -13.0), (256, -13.0)])
     reproduce.main(["--summarize_only", "--seeds", "2", "--algos", "ppo", "--out", str(tmp_path)])
     row = next(line for line in (tmp_path / "results.md").read_text().splitlines() if line.startswith("| ppo |"))
-    # start: median of -15 and -17; final at 128 (the last point both have): -11 and -13.
-    assert row.startswith("| ppo | 2 | -16.00 | -12.00 ± 1.00 | -12.00 [-13.00, -11.00] | -13.00 | -12.00 | 128 |")
+    # start: median of -15 and -17 (the first -15 kept); final at 256: -9 and -13; best: mean of
+    # each seed's best on the shared points (-9, -13).
+    assert row.startswith("| ppo | 2 | -16.00 | -11.00 ± 2.00 | -11.00 [-13.00, -9.00] | -12.00 | -11.00 | 256 |")
+
+
+def test_a_seed_cut_short_is_left_out_and_named_so_it_does_not_shorten_the_curve(tmp_path):
+    # Seeds 0 and 2 reached 192; seed 1 was cut off at 64 (a run still going, or killed).
+    write_run(tmp_path / "ppo-s0", "trajectories", [(0, -15.0), (64, -13.0), (128, -11.0), (192, -9.0)])
+    write_run(tmp_path / "ppo-s1", "trajectories", [(0, -17.0), (64, -16.0)])
+    write_run(tmp_path / "ppo-s2", "trajectories", [(0, -16.0), (64, -14.0), (128, -12.0), (192, -11.0)])
+    reproduce.main(["--summarize_only", "--seeds", "3", "--algos", "ppo", "--out", str(tmp_path)])
+    lines = (tmp_path / "results.md").read_text().splitlines()
+    row = next(line for line in lines if line.startswith("| ppo |"))
+    assert row.startswith("| ppo | 2 | -15.50 | -10.00 ± 1.00 | -10.00 [-11.00, -9.00] | -11.00 | -10.00 | 192 |")
+    assert any(line.startswith("ppo seed 1 stopped at 64 trajectories (the others reached 192)") for line in lines)
 
 
 def test_commands_share_the_bc_start_give_ppo_its_factor_and_skip_finished_runs(tmp_path, monkeypatch):
