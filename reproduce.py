@@ -12,7 +12,9 @@ every row on the same dataset with the same number of actor steps.
 
 Each seed's BC start is trained once (runs/.../bc-s<seed>.pt) and shared by every method, so the
 curves start from the same policy. Runs that already finished are read, not rerun; runs that were
-cut off resume from their checkpoint. Flags after `--` go to every train_online.py run.
+cut off resume from their checkpoint; `--summarize_only` draws what is there, leaving out (and
+naming) any seed that stopped short of its method's longest run. Flags after `--` go to every
+train_online.py run.
 Writes <out>/<method>-s<seed>/ (each run's metrics.csv, curve.png, samples.txt), <out>/figure.png
 and <out>/results.md (the table the README shows).
 """
