@@ -183,12 +183,17 @@ def efficiency_ratio(curves):
     (xp, yp), (xa, ya) = curves["ppo"], curves["archer"]
     best = yp.max()
     need_ppo = xp[int(np.argmax(yp >= best))]
+    if need_ppo == 0:  # a ratio of 0 trajectories to anything says nothing
+        return (f"sample-efficiency ratio: none, PPO's best ({best:.2f}) is its start: it never rose "
+                f"above it in {xp[-1]:.0f} trajectories")
     if not (ya >= best).any():
         line = (f"sample-efficiency ratio: ArCHer never reached PPO's best ({best:.2f} at {need_ppo:.0f} "
                 f"trajectories) within {xa[-1]:.0f} trajectories")
         # Then measure it the other way round, at ArCHer's best: < 1x means PPO got there first.
         best_a = ya.max()
-        need_a = max(xa[int(np.argmax(ya >= best_a))], 1)
+        need_a = xa[int(np.argmax(ya >= best_a))]
+        if need_a == 0:
+            return line + f"; nor is there a ratio at ArCHer's best ({best_a:.2f}): it is its start"
         if (yp >= best_a).any():
             need_p = xp[int(np.argmax(yp >= best_a))]
             line += (f"; at ArCHer's best ({best_a:.2f}) it is PPO {need_p:.0f} trajectories / ArCHer "

@@ -32,6 +32,18 @@ def test_an_inverted_ratio_is_measured_at_archer_best():
     assert line.endswith("at ArCHer's best (-12.00) it is PPO 150 trajectories / ArCHer 300: 0.5x")
 
 
+def test_no_ratio_when_the_best_is_the_start():
+    # At the floor a method's best can be its untrained start (x = 0): no ratio is read there.
+    flat = (np.array([0, 1000, 2000]), np.array([-19.0, -19.5, -19.2]))
+    rises = (np.array([0, 100]), np.array([-19.4, -19.1]))
+    line = efficiency_ratio({"ppo": flat, "archer": rises})
+    assert line.startswith("sample-efficiency ratio: none, PPO's best (-19.00) is its start")
+    line = efficiency_ratio({"ppo": (np.array([0, 1000]), np.array([-19.2, -18.9])),
+                             "archer": (np.array([0, 100]), np.array([-19.0, -19.3]))})
+    assert "never reached PPO's best (-18.90 at 1000 trajectories)" in line
+    assert line.endswith("nor is there a ratio at ArCHer's best (-19.00): it is its start")
+
+
 def write_run(path, xkey, points):
     os.makedirs(path)
     with open(os.path.join(path, "metrics.csv"), "w", newline="") as f:
