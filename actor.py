@@ -112,22 +112,30 @@ class Actor(nn.Module):
     def sample(self, observations, temperature=None, greedy=False):
         """One utterance per observation, batched (in length buckets), cut at the first "\\n" or EOS.
         Sets self.last_truncated[i] = True when utterance i hit max_new_tokens with no ending: the
-        trainer penalises those (a run-on has no "\\n" for the policy gradient to reinforce)."""
+        trainer penalises those (a run-on has no "\\n" for the policy gradient to reinforce).
+        Sets self.last_ids[i] to the token ids sampled for utterance i, its stop token included:
+        an on-policy learner (ppo.py) scores these, not the text re-tokenized (see _generate)."""
         observations = list(observations)
         if not observations:
-            self.last_truncated = []
+            self.last_truncated, self.last_ids = [], []
             return []
         prompts = [self._prompt_ids(o) for o in observations]
-        utterances, truncated = [None] * len(prompts), [None] * len(prompts)
+        utterances, truncated, sampled = [None] * len(prompts), [None] * len(prompts), [None] * len(prompts)
         for idx in length_buckets([len(p) for p in prompts], self.bucket_tokens):
-            texts, cut = self._generate([prompts[i] for i in idx], temperature, greedy)
-            for i, text, c in zip(idx, texts, cut):
-                utterances[i], truncated[i] = text, c
-        self.last_truncated = truncated
+            texts, cut, rows = self._generate([prompts[i] for i in idx], temperature, greedy)
+            for i, text, c, row in zip(idx, texts, cut, rows):
+                utterances[i], truncated[i], sampled[i] = text, c, row
+        self.last_truncated, self.last_ids = truncated, sampled
         return utterances
 
     def _generate(self, prompts, temperature, greedy):
-        """-> (utterances, truncated) for one batch of prompt ids."""
+        """-> (utterances, truncated, sampled ids) for one batch of prompt ids.
+
+        The text does not always re-tokenize to the sampled ids: a byte-level tokenizer can sample
+        some bytes of a multi-byte character without the rest, and decoding puts U+FFFD in their
+        place, whose own three bytes are what the text then tokenizes to. A learner that scores
+        the text would train on tokens the policy never sampled and never push down the ones it
+        did (1-2% of a BC start's utterances on guess_city; over half of a drifted PPO actor's)."""
         temperature = self.temperature if temperature is None else temperature
         greedy = greedy or temperature == 0
         ids, attn, _ = self._pad(prompts, side="left")
@@ -145,26 +153,30 @@ class Actor(nn.Module):
             out = self.model.generate(input_ids=ids, attention_mask=attn, **kwargs)
         finally:
             self.model.train(was_training)
-        stop_set, utterances, truncated = set(stops), [], []
+        stop_set, utterances, truncated, sampled = set(stops), [], [], []
         for row in out[:, ids.shape[1]:].tolist():  # generated tokens only; prompts are left-padded
             end = next((k for k, t in enumerate(row) if t in stop_set), None)
             truncated.append(end is None)
-            text = self.tokenizer.decode(row if end is None else row[:end + 1], skip_special_tokens=True)
+            sampled.append(row if end is None else row[:end + 1])
+            text = self.tokenizer.decode(sampled[-1], skip_special_tokens=True)
             utterances.append(text.split("\n", 1)[0])
-        return utterances, truncated
+        return utterances, truncated, sampled
 
     def forward(self, observations):
         """actor(observations) == actor.sample(observations): an Actor is a policy for envs.play."""
         return self.sample(observations)
 
     # --- exact log-probs of given utterances ---
-    def _run(self, observations, utterances, truncated=None, hidden=False, full=False):
+    def _run(self, observations, utterances, truncated=None, hidden=False, full=False, ids=None):
         """Teacher-forced pass over prompt + utterance + "\\n". Returns, left-aligned per row
         (column t = the t-th utterance token, padding at the end):
             logp (B, T) log-probs of the utterance tokens, mask (B, T) bool,
             hidden states (B, T, H) that predicted them (or None), full logits (B, T, V) (or None)."""
         truncated = truncated if truncated is not None else [False] * len(utterances)
-        pairs = [self._pair_ids(o, u, not t) for o, u, t in zip(observations, utterances, truncated)]
+        if ids is not None:  # the sampled tokens themselves, after the prompt they were sampled from
+            pairs = [(self._prompt_ids(o), list(a)) for o, a in zip(observations, ids)]
+        else:
+            pairs = [self._pair_ids(o, u, not t) for o, u, t in zip(observations, utterances, truncated)]
         buckets = length_buckets([len(p) + len(a) for p, a in pairs], self.bucket_tokens)
         if len(buckets) == 1:
             return self._run_batch(pairs, hidden, full)
@@ -210,13 +222,15 @@ class Actor(nn.Module):
             logits = logits.gather(1, order.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
         return logp, mask, h, (logits if full else None)
 
-    def token_log_probs(self, observations, utterances, return_hidden=True, truncated=None):
+    def token_log_probs(self, observations, utterances, return_hidden=True, truncated=None, ids=None):
         """-> logp (B, T), mask (B, T) bool, hidden (B, T, H) (None if return_hidden=False).
         logp[i, t] = log pi(token t of utterance i + "\\n" | observation i, tokens < t).
         Pass truncated=actor.last_truncated for fresh samples: a run-on is then scored without the
         "\\n" it never emitted, so a negative advantage pushes its tokens down and not the "\\n"
-        (pushing "\\n" down is exactly how a policy collapses into run-ons)."""
-        logp, mask, h, _ = self._run(list(observations), list(utterances), truncated, hidden=return_hidden)
+        (pushing "\\n" down is exactly how a policy collapses into run-ons).
+        Pass ids=actor.last_ids to score exactly the sampled tokens (stop token included, none
+        after a run-on) instead of the text tokenized; `utterances` and `truncated` are then unused."""
+        logp, mask, h, _ = self._run(list(observations), list(utterances), truncated, hidden=return_hidden, ids=ids)
         return logp, mask, h
 
     def log_prob(self, observations, utterances, reduce="sum", truncated=None):
@@ -275,7 +289,7 @@ def awr_weights(adv, beta=1.0, max_weight=20.0):
 
 
 # --- anchor to the behaviour-cloned policy (not in the paper; see README "departures") ---
-def kl_to_reference(actor, reference, observations, utterances, truncated=None, per="token"):
+def kl_to_reference(actor, reference, observations, utterances, truncated=None, per="token", ids=None):
     """Exact KL(pi || pi_ref) of the next-token distributions at the utterances' tokens, reduced
     per="token": averaged over every token of the batch, or per="utterance": summed over each
     utterance's tokens, then averaged over utterances. The second is on the scale of pg_loss (also
@@ -284,11 +298,12 @@ def kl_to_reference(actor, reference, observations, utterances, truncated=None, 
 
     A small model trained by policy gradient alone tends to lose the "\\n" that ends an utterance
     (run-ons); the exact KL to the BC policy keeps every token's distribution, "\\n" included, near
-    the one that knew how to stop. Memory: two (B, T, vocab) float tensors."""
+    the one that knew how to stop. ids: the sampled tokens, as in Actor.token_log_probs.
+    Memory: two (B, T, vocab) float tensors."""
     obs, utts = list(observations), list(utterances)
-    _, mask, _, logits = actor._run(obs, utts, truncated, full=True)
+    _, mask, _, logits = actor._run(obs, utts, truncated, full=True, ids=ids)
     with torch.no_grad():
-        _, _, _, ref_logits = reference._run(obs, utts, truncated, full=True)
+        _, _, _, ref_logits = reference._run(obs, utts, truncated, full=True, ids=ids)
     logp, ref = logits.log_softmax(-1), ref_logits.log_softmax(-1)   # (B, T, V)
     kl = (logp.exp() * (logp - ref)).sum(-1)                          # (B, T) exact per-token KL
     mask = mask.to(kl.dtype)

@@ -91,17 +91,25 @@ def ppo_clip_loss(logp_new, logp_old, adv, mask, clip):
 
 # --- collection: play games, remember which samples were cut at max_new_tokens ---
 def collect(actor, env, n_games, seed):
-    """-> (episodes, turns). turns: one dict per utterance, games in order, turns in order."""
-    truncated = {}
+    """-> (episodes, turns). turns: one dict per utterance, games in order, turns in order, each
+    with the token ids the actor sampled for it ("ids") and whether it ran on ("truncated")."""
+    sampled = {}  # (obs, text) -> [(ids, truncated), ...] in the order they were sampled
 
-    def policy(observations):  # envs.play does not keep Actor.last_truncated; we do
+    def policy(observations):  # envs.play keeps only the text; we keep what the actor sampled
         utterances = actor.sample(observations)
-        truncated.update(zip(zip(observations, utterances), actor.last_truncated))
+        for key, ids, cut in zip(zip(observations, utterances), actor.last_ids, actor.last_truncated):
+            sampled.setdefault(key, []).append((ids, cut))
         return utterances
 
     episodes = envs.play(policy, env, n_games, seed=seed)
-    turns = [{**t, "truncated": truncated[(t["obs"], t["action"])], "episode": e}
-             for e, ep in enumerate(episodes) for t in ep["transitions"]]
+    # Games that share a dialogue so far (all of them, at the first turn) can say the same text
+    # from different tokens; such games are sampled in one batch in game order, so the queue of
+    # each (obs, text) hands them out in the order they were drawn.
+    turns = []
+    for e, ep in enumerate(episodes):
+        for t in ep["transitions"]:
+            ids, cut = sampled[(t["obs"], t["action"])].pop(0)
+            turns.append({**t, "ids": ids, "truncated": cut, "episode": e})
     return episodes, turns
 
 
@@ -114,9 +122,9 @@ def score(actor, reference, turns, chunk):
     by_length = sorted(range(len(turns)), key=lambda j: len(turns[j]["obs"]))
     for i in range(0, len(turns), chunk):
         part = [turns[j] for j in by_length[i:i + chunk]]
-        obs, acts, trunc = [t["obs"] for t in part], [t["action"] for t in part], [t["truncated"] for t in part]
-        logp, mask, hidden = actor.token_log_probs(obs, acts, truncated=trunc)      # (B, T) x2, (B, T, H)
-        ref, _, _ = reference.token_log_probs(obs, acts, return_hidden=False, truncated=trunc)
+        obs, acts, ids = [t["obs"] for t in part], [t["action"] for t in part], [t["ids"] for t in part]
+        logp, mask, hidden = actor.token_log_probs(obs, acts, ids=ids)              # (B, T) x2, (B, T, H)
+        ref, _, _ = reference.token_log_probs(obs, acts, return_hidden=False, ids=ids)
         value = actor.token_values(hidden)                                        # (B, T)
         for row, j in enumerate(by_length[i:i + chunk]):
             m = mask[row]
@@ -171,7 +179,7 @@ def ppo_update(actor, opt, turns, scored, adv, ret, args, rng):
         for i in range(0, len(idx), args.minibatch_size):
             mb = idx[i:i + args.minibatch_size]
             obs, acts = [turns[j]["obs"] for j in mb], [turns[j]["action"] for j in mb]
-            logp, mask, hidden = actor.token_log_probs(obs, acts, truncated=[turns[j]["truncated"] for j in mb])
+            logp, mask, hidden = actor.token_log_probs(obs, acts, ids=[turns[j]["ids"] for j in mb])
             value = actor.token_values(hidden)                              # (B, T)
             # Stored per-utterance vectors, padded at the end: (B, T), left-aligned like logp.
             old, a, r = (pad_sequence([xs[j] for j in mb], batch_first=True).to(logp.device)

@@ -98,7 +98,9 @@ def actor_update(actor, reference, critic, opt, obs, args, imitate=None):
         obs = [o for o in obs[:max(1, len(obs) // k)] for _ in range(k)]
     with torch.no_grad():
         acts = actor.sample(obs)
-        cut = actor.last_truncated  # run-ons: scored without the "\n" the model never chose
+        # Scored on the tokens sampled, not the text re-tokenized (Actor._generate says why);
+        # `cut` marks run-ons, which the critic's advantage penalises below.
+        cut, ids = actor.last_truncated, actor.last_ids
         truncated = torch.tensor(cut, dtype=torch.float32, device=args.device)
         if k > 1:  # baseline: the state's other samples under min Q (see leave_one_out_advantages)
             adv = leave_one_out_advantages(torch.minimum(*critic.q(obs, acts)), k)
@@ -113,12 +115,12 @@ def actor_update(actor, reference, critic, opt, obs, args, imitate=None):
         # "departures"): no sample is pushed down, so probability mass moves towards the better
         # samples and never to whatever is left over when a sampled utterance is pushed away.
         adv = awr_weights(adv, args.awr_beta)                    # (B,) exp(beta * A) > 0
-    logp, mask, hidden = actor.token_log_probs(obs, acts, return_hidden=args.token_baseline, truncated=cut)  # (B, T) x2, (B, T, H)
+    logp, mask, hidden = actor.token_log_probs(obs, acts, return_hidden=args.token_baseline, ids=ids)  # (B, T) x2, (B, T, H)
     loss = pg_loss(logp, mask, adv, baseline=actor.token_values(hidden) if args.token_baseline else None)
     kl = torch.tensor(0.0, device=args.device)
     if reference is not None:
         with torch.set_grad_enabled(args.kl_coef > 0):  # without the anchor, still logged: the drift from BC
-            kl = kl_to_reference(actor, reference, obs, acts, cut, per=args.kl_per)  # exact KL(pi || pi_BC)
+            kl = kl_to_reference(actor, reference, obs, acts, per=args.kl_per, ids=ids)  # exact KL(pi || pi_BC)
     if args.kl_coef > 0:
         loss = loss + args.kl_coef * kl
     stats = {}

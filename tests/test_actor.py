@@ -165,6 +165,34 @@ def test_sampling_cuts_at_newline_and_flags_truncation():
     assert a.sample(["Questions:\n"] * 3) == ["", "", ""] and a.last_truncated == [False] * 3
 
 
+def test_last_ids_score_the_sampled_bytes_that_the_text_does_not_round_trip():
+    # A byte-level tokenizer can sample the lead byte of a two-byte character (0xC3, shown "Ã" in
+    # the byte alphabet) with no continuation: the text then holds U+FFFD, which tokenizes to
+    # three other bytes. Scoring the text scores tokens never sampled; scoring last_ids does not.
+    a = tiny_actor(max_new_tokens=6)
+    tok = a.tokenizer
+    x, lead, nl = tok.convert_tokens_to_ids("x"), tok.convert_tokens_to_ids("\u00c3"), tok("\n").input_ids[0]
+    logits = torch.full((len(tok),), -1e4)
+    logits[x], logits[lead], logits[nl] = math.log(0.3), math.log(0.5), math.log(0.2)
+    constant_logits(a, logits)
+    torch.manual_seed(0)
+    obs = ["Questions:\n"] * 100
+    utts = a.sample(obs)
+    assert [tok.decode(ids).split("\n")[0] for ids in a.last_ids] == utts
+    broken = [i for i, u in enumerate(utts) if "\ufffd" in u]
+    assert len(broken) > 50                                    # 1 - 0.3 ** k: most of them
+    want = torch.tensor([sum(math.log({x: 0.3, lead: 0.5, nl: 0.2}[t]) for t in ids) for ids in a.last_ids])
+    with torch.no_grad():
+        logp, mask, _ = a.token_log_probs(obs, utts, ids=a.last_ids)
+        text_logp, text_mask, _ = a.token_log_probs(obs, utts, truncated=a.last_truncated)
+    assert mask.sum(1).tolist() == [len(ids) for ids in a.last_ids]
+    torch.testing.assert_close(logp.sum(1), want, atol=1e-4, rtol=1e-4)
+    # The text of a broken utterance is other tokens, at about log 1e-4 each under this policy.
+    assert all(text_logp[i].sum() < want[i] - 5 for i in broken)
+    clean = [i for i in range(100) if i not in broken]
+    torch.testing.assert_close(text_logp[clean].sum(1), want[clean], atol=1e-4, rtol=1e-4)
+
+
 def test_sampling_is_from_the_full_distribution_and_greedy_is_argmax():
     torch.manual_seed(0)
     tok, lm = models.load_tokenizer_and_lm("tiny", corpus=CORPUS)

@@ -107,6 +107,36 @@ def test_token_advantages_lays_out_a_game_by_hand():
     assert flat.mean().item() == pytest.approx(0.0, abs=1e-6) and flat.std(unbiased=False).item() == pytest.approx(1.0, abs=1e-4)
 
 
+class _OneTurn:
+    """A one-turn game whose every game starts from the same observation."""
+    name, secret = "one_turn", None
+
+    def clone(self):
+        return _OneTurn()
+
+    def reset(self, secret=None, seed=0):
+        return "Questions:\n"
+
+    def step(self, action):
+        return "Questions:\n" + action + "\n", -1.0, True, {"success": False}
+
+
+def test_collect_keeps_each_games_sampled_ids_even_when_games_say_the_same_text():
+    # Every game says "same" from different tokens (as a byte-level tokenizer allows): each turn
+    # must get the ids sampled for its own game, in game order, with its own truncation flag.
+    class Actor:
+        def sample(self, observations):
+            n = len(observations)
+            self.last_ids = [[100 + i, 7] for i in range(n)]
+            self.last_truncated = [i == 1 for i in range(n)]
+            return ["same"] * n
+
+    _, turns = ppo.collect(Actor(), _OneTurn(), 3, seed=0)
+    assert [t["ids"] for t in turns] == [[100, 7], [101, 7], [102, 7]]
+    assert [t["truncated"] for t in turns] == [False, True, False]
+    assert [t["episode"] for t in turns] == [0, 1, 2]
+
+
 # --- the script itself, tiny budget: once in a subprocess (as tests/test_train_online.py), the
 # rest in-process (each subprocess pays ~10 s of imports on a busy 2-core machine) ---
 TINY = ["--preset", "tiny", "--env", "twenty_questions_subset", "--bc_steps", "3", "--batch_size", "4",

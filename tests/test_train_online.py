@@ -188,13 +188,15 @@ class _FakeActor(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.w = torch.nn.Parameter(torch.zeros(()))
-        self.last_truncated = []
+        self.last_truncated, self.last_ids = [], []
 
     def sample(self, obs):
         self.last_truncated = [False] * len(obs)
+        self.last_ids = [[i, 0] for i in range(len(obs))]
         return [f"a{i}" for i in range(len(obs))]
 
-    def token_log_probs(self, obs, acts, return_hidden=False, truncated=None):
+    def token_log_probs(self, obs, acts, return_hidden=False, truncated=None, ids=None):
+        assert ids == self.last_ids  # the update scores the sampled tokens
         return self.w.expand(len(obs), 2), torch.ones(len(obs), 2), None
 
 
