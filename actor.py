@@ -114,7 +114,8 @@ class Actor(nn.Module):
         Sets self.last_truncated[i] = True when utterance i hit max_new_tokens with no ending: the
         trainer penalises those (a run-on has no "\\n" for the policy gradient to reinforce).
         Sets self.last_ids[i] to the token ids sampled for utterance i, its stop token included:
-        an on-policy learner (ppo.py) scores these, not the text re-tokenized (see _generate)."""
+        the policy-gradient updates (ppo.py, ArCHer's) score these, not the text re-tokenized
+        (see _generate)."""
         observations = list(observations)
         if not observations:
             self.last_truncated, self.last_ids = [], []

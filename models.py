@@ -141,7 +141,8 @@ _TOKENIZERS = {}  # corpus hash -> tokenizer JSON: one process builds actor, ref
 
 def train_tiny_tokenizer(corpus=None, vocab_size=1024, cache=True):
     """A byte-level BPE tokenizer learned from `corpus`. Byte-level means every string round-trips
-    exactly (newlines included) even with words the corpus never saw; training is deterministic, so
+    exactly (newlines included) even with words the corpus never saw (a sampled token sequence
+    need not: Actor._generate); training is deterministic, so
     the same corpus always gives the same vocabulary (a resumed run can rebuild it). Training takes
     seconds, so the result is kept by corpus hash in this process and under $MINARCHER_CACHE."""
     from tokenizers import Tokenizer
