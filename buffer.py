@@ -13,7 +13,6 @@ and episode (an id, so whole games can be recovered for filtered BC).
 Run the tests:  python -m pytest -q tests/test_buffer.py
 """
 import math
-import os
 
 import torch
 
@@ -102,10 +101,9 @@ class ReplayBuffer:
 
     def save(self, path):
         """Plain Python containers through torch.save: loads with weights_only=True (no pickle of
-        arbitrary objects), so a checkpoint folder can be opened safely. Atomic (temp file, then
-        rename): a run killed while saving keeps its previous file whole."""
-        torch.save(self.state_dict(), path + ".tmp")
-        os.replace(path + ".tmp", path)
+        arbitrary objects), so a checkpoint folder can be opened safely. (train_online.py writes
+        the same state dict with common.save_checkpoint, which is atomic.)"""
+        torch.save(self.state_dict(), path)
 
     @classmethod
     def load(cls, path):

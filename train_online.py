@@ -218,7 +218,7 @@ def main(argv=None):
         # The buffer file is named by iteration and the checkpoint names it, so a run killed between
         # the two saves resumes from a matching pair: the older checkpoint with the older buffer.
         buffer_file = f"buffer-{iteration}.pt"
-        buffer.save(os.path.join(args.out_dir, buffer_file))
+        common.save_checkpoint(os.path.join(args.out_dir, buffer_file), **buffer.state_dict())  # atomic; ReplayBuffer.load reads it
         common.save_checkpoint(ckpt_path, actor=actor.state_dict(), actor_opt=actor_opt.state_dict(),
                                critic=critic.state_dict() if critic else None,
                                target=target.state_dict() if critic else None,

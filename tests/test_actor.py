@@ -184,7 +184,7 @@ def test_last_ids_score_the_sampled_bytes_that_the_text_does_not_round_trip():
     want = torch.tensor([sum(math.log({x: 0.3, lead: 0.5, nl: 0.2}[t]) for t in ids) for ids in a.last_ids])
     with torch.no_grad():
         logp, mask, _ = a.token_log_probs(obs, utts, ids=a.last_ids)
-        text_logp, text_mask, _ = a.token_log_probs(obs, utts, truncated=a.last_truncated)
+        text_logp, _, _ = a.token_log_probs(obs, utts, truncated=a.last_truncated)
     assert mask.sum(1).tolist() == [len(ids) for ids in a.last_ids]
     torch.testing.assert_close(logp.sum(1), want, atol=1e-4, rtol=1e-4)
     # The text of a broken utterance is other tokens, at about log 1e-4 each under this policy.
