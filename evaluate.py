@@ -75,6 +75,21 @@ def load_run(run, checkpoint, device, threads):
     return args, actor_state, state.get("critic"), path
 
 
+def load_actor(run, checkpoint, device, threads):
+    """load_run, then the run's env, data and actor with its weights, in eval mode.
+    -> (args, env, data, actor, critic state dict or None, checkpoint path)."""
+    args, actor_state, critic_state, path = load_run(run, checkpoint, device, threads)
+    env = common.make_env(args)
+    data = common.load_data(args, env)  # the tiny tokenizer is rebuilt from the same dataset
+    actor = common.build_actor(args, data)
+    try:
+        actor.load_state_dict(actor_state)
+    except RuntimeError as e:
+        common.fail(f"{path} does not fit the run's --policy_lm {args.policy_lm!r}: {str(e).splitlines()[0]}")
+    actor.eval()
+    return args, env, data, actor, critic_state, path
+
+
 def summary(episodes):
     """envs.summarize's mean return and success rate, the mean's standard error (the games are
     independent draws), and the returns game by game."""
@@ -92,16 +107,7 @@ def main(argv=None):
         common.fail("--run is required: the folder of a training run (its --out_dir)")
     if opts.games < 1:
         common.fail(f"--games must be at least 1, got {opts.games}")
-    args, actor_state, critic_state, path = load_run(opts.run, opts.checkpoint, opts.device, opts.threads)
-
-    env = common.make_env(args)
-    data = common.load_data(args, env)  # the tiny tokenizer is rebuilt from the same dataset
-    actor = common.build_actor(args, data)
-    try:
-        actor.load_state_dict(actor_state)
-    except RuntimeError as e:
-        common.fail(f"{path} does not fit the run's --policy_lm {args.policy_lm!r}: {str(e).splitlines()[0]}")
-    actor.eval()
+    args, env, data, actor, critic_state, path = load_actor(opts.run, opts.checkpoint, opts.device, opts.threads)
     policy = actor
     if getattr(args, "algo", "") == "chai" and critic_state is not None:  # CHAI plays with its critic
         from chai import ChaiPolicy

@@ -13,7 +13,6 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import common  # noqa: E402
 import envs  # noqa: E402
 import evaluate  # noqa: E402
 
@@ -24,11 +23,7 @@ def main():
     p.add_argument("--games", type=int, default=16)
     opts = p.parse_args()
     run = os.path.dirname(os.path.abspath(opts.checkpoint))
-    args, actor_state, _, path = evaluate.load_run(run, opts.checkpoint, "cpu", 1)
-    env = common.make_env(args)
-    actor = common.build_actor(args, common.load_data(args, env))
-    actor.load_state_dict(actor_state)
-    actor.eval()
+    _, env, _, actor, _, path = evaluate.load_actor(run, opts.checkpoint, "cpu", 1)
     tok, counts = actor.tokenizer, {"utterances": 0, "mismatched": 0, "with U+FFFD": 0}
 
     def policy(observations):
