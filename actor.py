@@ -1,5 +1,5 @@
-"""The token-level actor: a causal LM that writes one utterance per turn, and the small loss
-helpers that train it with the utterance-level critic's advantage.
+"""The token-level actor: a causal LM that writes one utterance per turn, the small loss helpers
+that train it with the utterance-level critic's advantage, and ArCHer's actor update (`actor_update`).
 
 ArCHer's hierarchy (Zhou et al. 2024, Sec. 4): the critic scores whole utterances; the actor is
 trained token by token, every token of an utterance a ~ pi(.|s) being pushed up or down by the same
@@ -14,6 +14,7 @@ Run the tests:  python -m pytest -q tests/test_actor.py
 import torch
 import torch.nn as nn
 
+from critic import advantage
 from models import length_buckets
 
 
@@ -319,3 +320,49 @@ def sampled_kl(logp, ref_logp, mask):
     from pi its gradient equals the gradient of KL(pi || pi_ref) in expectation."""
     mask = mask.to(logp.dtype)
     return (0.5 * (logp - ref_logp.detach()) ** 2 * mask).sum() / mask.sum().clamp(min=1)
+
+
+# --- ArCHer actor update (paper Sec. 4): REINFORCE on each token with A = min Q - min V ---
+def actor_update(actor, reference, critic, opt, obs, args, imitate=None):
+    """One policy-gradient step on buffer states `obs`; `imitate`, a list of (obs, utterance)
+    pairs from the best own games, adds --sil_coef times their BC loss (self-imitation)."""
+    k = args.actor_samples
+    if k > 1:  # k utterances in each of B / k states: a step samples as many utterances as with k = 1
+        obs = [o for o in obs[:max(1, len(obs) // k)] for _ in range(k)]
+    with torch.no_grad():
+        acts = actor.sample(obs)
+        # Scored on the tokens sampled, not the text re-tokenized (Actor._generate says why);
+        # `cut` marks run-ons, which the critic's advantage penalises below.
+        cut, ids = actor.last_truncated, actor.last_ids
+        truncated = torch.tensor(cut, dtype=torch.float32, device=args.device)
+        if k > 1:  # baseline: the state's other samples under min Q (see leave_one_out_advantages)
+            adv = leave_one_out_advantages(torch.minimum(*critic.q(obs, acts)), k)
+        else:
+            adv = advantage(*critic(obs, acts))                  # (B,) A = min Q - min V
+        raw_mean, raw_std = adv.mean().item(), adv.std(unbiased=False).item()  # with k > 1 the mean is 0 by construction
+        if args.normalize_adv:
+            adv = normalize_advantages(adv)
+        adv = adv - args.truncation_penalty * truncated          # run-ons have no "\n" to reinforce
+    if getattr(args, "actor_loss", "pg") == "awr":  # (train_offline's iql_reinforce has no such flag)
+        # Weighted regression on the policy's own samples (not in the paper online; README
+        # "departures"): no sample is pushed down, so probability mass moves towards the better
+        # samples and never to whatever is left over when a sampled utterance is pushed away.
+        adv = awr_weights(adv, args.awr_beta)                    # (B,) exp(beta * A) > 0
+    logp, mask, hidden = actor.token_log_probs(obs, acts, return_hidden=args.token_baseline, ids=ids)  # (B, T) x2, (B, T, H)
+    loss = pg_loss(logp, mask, adv, baseline=actor.token_values(hidden) if args.token_baseline else None)
+    kl = torch.tensor(0.0, device=args.device)
+    if reference is not None:
+        with torch.set_grad_enabled(args.kl_coef > 0):  # without the anchor, still logged: the drift from BC
+            kl = kl_to_reference(actor, reference, obs, acts, per=args.kl_per, ids=ids)  # exact KL(pi || pi_BC)
+    if args.kl_coef > 0:
+        loss = loss + args.kl_coef * kl
+    stats = {}
+    if imitate:  # self-imitation (Oh et al. 2018; not in the paper, README "departures")
+        sil = -actor.log_prob(*map(list, zip(*imitate)), reduce="mean").mean()  # filtered BC's loss
+        loss, stats["actor/sil_loss"] = loss + args.sil_coef * sil, sil.item()
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(actor.parameters(), 1.0)
+    opt.step()
+    return {"actor/loss": loss.item(), "actor/advantage_mean": raw_mean, "actor/advantage_std": raw_std, "actor/kl": kl.item(),
+            "actor/truncated": truncated.mean().item(), **stats}

@@ -1,6 +1,6 @@
 """CHAI (Verma et al. 2022), the paper's "sample, then rank" baseline: the actor proposes k
 utterances, the critic's pessimistic Q picks one. The actor is never trained; all learning is in
-the critic, trained exactly like ArCHer's (train_online.critic_update) on the games CHAI plays.
+the critic, trained exactly like ArCHer's (critic.critic_update) on the games CHAI plays.
 
     from chai import ChaiPolicy
     policy = ChaiPolicy(actor, critic, k=5)          # a policy: list of observations -> utterances
@@ -40,7 +40,7 @@ def chai_select(critic, observations, candidates):
 
 class ChaiPolicy:
     """k samples from the actor, the best by the critic's min Q. Usable wherever an Actor is used
-    as a policy: envs.play (callable), common.evaluate and train_online.critic_update (.sample,
+    as a policy: envs.play (callable), evaluate.evaluate_policy and critic.critic_update (.sample,
     with greedy=True meaning the actor's greedy utterance: k greedy samples would all be equal)."""
 
     def __init__(self, actor, critic, k=5):

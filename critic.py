@@ -1,5 +1,6 @@
 """The utterance-level critic: two Q heads and two V heads on a shared text encoder, the pure
-loss functions that train it, and a diagnostic that says whether it ranks utterances sensibly.
+loss functions that train it, its update steps (online TD `critic_update`, offline `iql_update`),
+and a diagnostic that says whether it ranks utterances sensibly.
 
 ArCHer's high level (Zhou et al. 2024, Sec. 4) treats a whole utterance as one action and learns by
 TD from a replay buffer, off-policy:
@@ -19,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import envs
 from models import length_buckets
 
 
@@ -149,6 +151,65 @@ def make_target(critic):
     return target
 
 
+# --- ArCHer critic update (paper Sec. 4): TD for Q, Q_target at a' ~ pi for V, then Polyak ---
+# `args` carries gamma, tau and device (flags.CriticArgs, flags.CommonArgs); the update functions
+# return the metrics.csv columns they measure.
+def rewards_and_dones(batch, device):
+    """(B,) float tensors of a buffer batch's rewards and done flags."""
+    return (torch.tensor(batch["reward"], dtype=torch.float32, device=device),
+            torch.tensor(batch["done"], dtype=torch.float32, device=device))
+
+
+def critic_step(critic, target, opt, q_loss_value, v_loss_value, q1, tau):
+    """One optimiser step on Q + V losses, then the Polyak move of the target (online and IQL)."""
+    opt.zero_grad()
+    (q_loss_value + v_loss_value).backward()
+    torch.nn.utils.clip_grad_norm_(critic.parameters(), 1.0)
+    opt.step()
+    polyak_update(target, critic, tau)
+    return {"critic/q_loss": q_loss_value.item(), "critic/v_loss": v_loss_value.item(), "critic/q_mean": q1.mean().item()}
+
+
+def critic_update(critic, target, policy, opt, batch, args):
+    obs, acts = batch["obs"], batch["action"]
+    reward, done = rewards_and_dones(batch, args.device)                # (B,), (B,)
+    with torch.no_grad():
+        tv1, tv2 = target.v(batch["next_obs"])                          # (B,), (B,)
+        y1, y2 = td_target(reward, done, tv1, args.gamma), td_target(reward, done, tv2, args.gamma)
+        if getattr(args, "mc_mix", 0) > 0:  # train_online's --mc_mix (not in the paper): anchor Q to
+            # the return the logged game really got
+            g = torch.tensor(batch["mc_return"], dtype=torch.float32, device=args.device)  # (B,)
+            y1, y2 = mixed_target(y1, g, args.mc_mix), mixed_target(y2, g, args.mc_mix)
+        fresh = policy.sample(obs)                                       # a' ~ pi(.|s)
+        tq1, tq2 = target.q(obs, fresh)                                 # (B,), (B,)
+    q1, q2, v1, v2 = critic(obs, acts)
+    return critic_step(critic, target, opt, q_loss(q1, q2, y1, y2), v_loss(v1, v2, tq1, tq2), q1, args.tau)
+
+
+# --- critic warm start (not in the paper; README "departures"): Monte-Carlo regression on the data ---
+def critic_pretrain_update(critic, target, opt, batch, args):
+    """Q_i(s, a) and V_i(s) <- G, the discounted return the offline game actually got from s on.
+    That is Q and V of the data's player, not of pi, but it is a target with the whole game's
+    reward in it from the first step, where TD needs many steps to carry the reward back 20 turns.
+    The online TD updates then move it from the data's player to pi."""
+    g = torch.tensor(batch["mc_return"], dtype=torch.float32, device=args.device)  # (B,)
+    q1, q2, v1, v2 = critic(batch["obs"], batch["action"])
+    return critic_step(critic, target, opt, q_loss(q1, q2, g, g), v_loss(v1, v2, g, g), q1, args.tau)
+
+
+# --- offline ArCHer critic update (IQL, paper Sec. 4.3): TD for Q, expectile regression for V, then Polyak ---
+def iql_update(critic, target, opt, batch, args, expectile):
+    obs, acts = batch["obs"], batch["action"]
+    reward, done = rewards_and_dones(batch, args.device)          # (B,), (B,)
+    with torch.no_grad():
+        tv1, tv2 = target.v(batch["next_obs"])                    # (B,) V_target_i(s')
+        tq1, tq2 = target.q(obs, acts)                            # (B,) Q_target_i(s, a_data)
+    q1, q2, v1, v2 = critic(obs, acts)
+    lq = q_loss(q1, q2, td_target(reward, done, tv1, args.gamma), td_target(reward, done, tv2, args.gamma))
+    lv = expectile_loss(tq1 - v1, expectile) + expectile_loss(tq2 - v2, expectile)
+    return critic_step(critic, target, opt, lq, lv, q1, args.tau)
+
+
 # --- does the critic rank utterances like a player would? (for the README and the issue) ---
 def _run_on():
     return "Is it " * 60 + "?"  # > 300 characters: the env answers it as invalid
@@ -162,7 +223,6 @@ def critic_diagnostic(critic, env, episodes, gamma=0.95, max_states=64, seed=0, 
       rank/ruled_out: a guess of a secret the history has already ruled out?
     0.5 is chance. Also q_mc_corr: Pearson correlation of Q(s, a) with the discounted Monte-Carlo
     return over the episodes' own transitions (does Q track what actually happened?)."""
-    import envs  # only the diagnostic needs the games
     rng = random.Random(seed)
     expert = expert or envs.ScriptedPlayer(env, "expert", seed)
     tails = (env.invalid_answer, "Yes.", "No.")

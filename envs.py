@@ -1,45 +1,48 @@
-"""The environments: multi-turn question games in which an oracle answers the agent.
+"""The environments: the one door to the tasks in `tasks/`, and the rollout loop they all share.
 
-ArCHer's dialogue tasks all share one shape, which this file owns:
+Every task is a multi-turn game between an agent that speaks and an environment that answers:
+
+    obs = env.reset(seed=...)                   # a string: what the agent sees
+    obs, reward, done, info = env.step(text)    # the agent's utterance, whole
+
+The question games (Twenty Questions, its 10-object subset, Guess My City) share one shape,
+defined in tasks/dialogue.py:
 
     observation = "Questions:\\n" + one "<question> <answer>\\n" line per turn so far
     reward      = -1 per turn, 0 on the turn that guesses the secret (the paper's convention)
     done        = the guess was right, or `max_turns` (20) turns have passed
 
-The games themselves (their knowledge bases and oracles) live in `twenty_questions.py` and
-`guess_city.py` (the text adventures and WebShop, with observations of their own, in `textgame.py`
-and `webshop.py`); this file gives them a common base class, a registry (`make`), one batched rollout
-loop (`play`) that the scripted players, data generation, training and evaluation all share, a
-scripted questioner that plays any game from its knowledge base, and the LMRL-Gym JSON dataset
-format. No torch here: the envs run anywhere, thousands of turns per second.
+The text adventures (Detective, TextWorld games) and WebShop show screens and pages of their own
+(tasks/textgame.py, tasks/webshop.py). This file gives them all a registry (`make`), one batched
+rollout loop (`play`) that the scripted players, data generation, training and evaluation share,
+and the command line that writes the scripted players' datasets. No torch here: the envs run
+anywhere, thousands of turns per second.
 
 Run it:
     python envs.py --env twenty_questions --skill mediocre --n_games 2000   # write data/<env>.json
     python envs.py --env guess_city --stats                                 # return per skill
+    python envs.py --env detective --stats --n_games 20                     # needs requirements-games.txt
 """
 import argparse
-import copy
 import importlib
-import json
-import math
 import os
-import random
-import re
 import sys
-import unicodedata
 
-# name -> (module, class). Imported lazily so one game's data never loads for another.
+from tasks import GAME_FILE_VAR, WEBSHOP_SERVER_VAR, game_data  # noqa: F401 (the flags set these)
+# The question games' shape, re-exported: callers need only `import envs`.
+from tasks.dialogue import (HEADER, SKILLS, DatasetError, DialogueEnv, ScriptedPlayer,  # noqa: F401
+                            load_dataset, parse_history, save_dataset)
+
+# name -> (module, class). Imported lazily so one game's data (or optional package) never loads for another.
 REGISTRY = {
-    "twenty_questions": ("twenty_questions", "TwentyQuestions"),
-    "twenty_questions_subset": ("twenty_questions", "TwentyQuestionsSubset"),
-    "guess_city": ("guess_city", "GuessCity"),
-    # not question games: their own observations, scripted players and datasets (game_data.py)
-    "detective": ("textgame", "Detective"),
-    "textgame": ("textgame", "TextGame"),
-    "webshop": ("webshop", "WebShop"),
+    "twenty_questions": ("tasks.twenty_questions", "TwentyQuestions"),
+    "twenty_questions_subset": ("tasks.twenty_questions", "TwentyQuestionsSubset"),
+    "guess_city": ("tasks.guess_city", "GuessCity"),
+    # not question games: their own observations, scripted players and datasets (tasks/game_data.py)
+    "detective": ("tasks.textgame", "Detective"),
+    "textgame": ("tasks.textgame", "TextGame"),
+    "webshop": ("tasks.webshop", "WebShop"),
 }
-HEADER = "Questions:\n"
-MAX_CHARS = 300  # longer utterances are run-ons, not questions: answered as invalid
 
 
 def make(name, **kwargs):
@@ -50,86 +53,9 @@ def make(name, **kwargs):
     return getattr(importlib.import_module(module), cls)(**kwargs)
 
 
-def clean_utterance(utterance):
-    """What the oracle hears: the first line, control characters dropped, spaces collapsed."""
-    text = str(utterance).split("\n", 1)[0]
-    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
-    return " ".join(text.split())
-
-
-def is_plausible_question(text):
-    """Empty, run-on or mostly non-Latin text is not a question the oracle should try to parse."""
-    if not text or len(text) > MAX_CHARS:
-        return False
-    letters = [ch for ch in text if ch.isalpha()]
-    latin = sum(ch.isascii() or "LATIN" in unicodedata.name(ch, "") for ch in letters)
-    return len(letters) >= 2 and latin >= 0.8 * len(letters)
-
-
-def parse_history(observation, tails=()):
-    """Invert the observation format: a list of (question, answer) pairs, oldest first.
-
-    Answers never contain '?', so a line splits at its last '? '. A line with no '?' (an utterance
-    not phrased as a question) splits off the known answer in `tails` that it ends with, if any."""
-    pairs = []
-    for line in observation[len(HEADER):].splitlines() if observation.startswith(HEADER) else []:
-        question, sep, answer = line.rpartition("? ")
-        if sep:
-            pairs.append((question + "?", answer))
-        else:
-            tail = next((t for t in tails if line.endswith(" " + t)), None)
-            pairs.append((line[: -len(tail) - 1], tail) if tail else (line, ""))
-    return pairs
-
-
-class DialogueEnv:
-    """Base of the question games. A subclass sets `name` and `secrets` and implements `_oracle`,
-    `is_success`, `question_bank`, `guess`, `label` and `resolve` (see twenty_questions.py)."""
-
-    name = "dialogue"
-    max_turns = 20
-    invalid_answer = "Invalid Question."
-
-    def __init__(self, max_turns=20):
-        self.max_turns = max_turns
-        self.secret, self.turn, self.done, self.history = None, 0, True, []
-
-    # --- the oracle: a pure function of (secret, question) ---
-    def answer(self, secret, question):
-        text = clean_utterance(question)
-        return self._oracle(secret, text) if is_plausible_question(text) else self.invalid_answer
-
-    # --- the episode ---
-    def reset(self, secret=None, seed=None):
-        if secret is None:
-            secret = random.Random(seed).choice(self.secrets)
-        elif secret not in self.secrets:
-            secret = self.resolve(secret)  # accept an alias or a dataset label
-        self.secret, self.turn, self.done, self.history = secret, 0, False, []
-        return self.observation()
-
-    def observation(self):
-        return HEADER + "".join(f"{q} {a}\n" for q, a in self.history)
-
-    def step(self, utterance):
-        if self.done:
-            raise RuntimeError(f"{self.name}: step() after the episode ended; call reset() first")
-        question = clean_utterance(utterance)
-        # A run-on is answered as invalid but kept short in the history so observations stay small.
-        shown = question if len(question) <= MAX_CHARS else question[:MAX_CHARS] + "..."
-        answer = self.answer(self.secret, question)
-        success = is_plausible_question(question) and self.is_success(self.secret, question)
-        self.history.append((shown, answer))
-        self.turn += 1
-        self.done = success or self.turn >= self.max_turns
-        info = {"success": success, "answer": answer, "turn": self.turn, "secret": self.secret}
-        return self.observation(), (0.0 if success else -1.0), self.done, info
-
-    def clone(self):
-        """A fresh copy for one game of a batch (the knowledge base is shared, not copied)."""
-        twin = copy.copy(self)
-        twin.secret, twin.turn, twin.done, twin.history = None, 0, True, []
-        return twin
+def is_dialogue(env):
+    """A question game (observation = the whole dialogue), as opposed to a text game or WebShop."""
+    return isinstance(env, DialogueEnv)
 
 
 # --- one rollout loop for everything: data, training and evaluation ---
@@ -175,128 +101,6 @@ def _progress(total, enabled, desc):
     return type("NoBar", (), {"update": lambda self, n: None, "close": lambda self: None})()
 
 
-# --- a scripted questioner that plays any game from its knowledge base ---
-SKILLS = {"expert": 0.0, "good": 0.2, "mediocre": 0.5, "noisy": 0.75}
-
-
-class ScriptedPlayer:
-    """Version-space questioner: keep the secrets consistent with every answer so far, ask the bank
-    question whose answers split them most evenly (maximum entropy), guess when one is left.
-
-    `skill` is a name from SKILLS or a noise probability p: with probability p a turn is a mistake,
-    drawn from what weak real questioners do: repeating a question, guessing an object without
-    checking the answers so far, or asking an arbitrary question. Mistakes make the data mediocre, so RL has room to improve.
-    """
-
-    def __init__(self, env, skill="good", seed=0):
-        self.env, self.rng = env, random.Random(seed)
-        self.noise = SKILLS[skill] if isinstance(skill, str) else float(skill)
-        self.bank = env.question_bank()
-        # Answer table of every bank question for every secret: the oracle runs once per pair.
-        self.table = [[env.answer(s, group[0]) for s in env.secrets] for group in self.bank]
-        self.canonical = {q: k for k, group in enumerate(self.bank) for q in group}
-        self.cache = {}  # (secret index, question) -> answer, for questions outside the bank
-
-    def _answer(self, s, question):
-        k = self.canonical.get(question)
-        if k is not None:
-            return self.table[k][s]
-        if (s, question) not in self.cache:
-            self.cache[(s, question)] = self.env.answer(self.env.secrets[s], question)
-        return self.cache[(s, question)]
-
-    def candidates(self, history):
-        return [s for s in range(len(self.env.secrets))
-                if all(self._answer(s, q) == a for q, a in history)]
-
-    def __call__(self, observations):
-        return [self.act(obs) for obs in observations]
-
-    def act(self, observation):
-        history = parse_history(observation, (self.env.invalid_answer, "Yes.", "No."))
-        cands = self.candidates(history) or list(range(len(self.env.secrets)))
-        if self.rng.random() < self.noise:  # a mistake, of the kinds weak questioners make
-            kind = self.rng.random()
-            if kind < 0.3 and history:  # ask again what was already asked
-                return self.rng.choice(history)[0]
-            if kind < 0.6:  # guess without checking the answers so far
-                return self.env.guess(self.rng.choice(self.env.secrets), self.rng)
-            return self.rng.choice(self.rng.choice(self.bank))  # an arbitrary question
-        if len(cands) == 1:
-            return self.env.guess(self.env.secrets[cands[0]], self.rng)
-        asked = {q for q, _ in history}
-        best, best_h = None, 1e-9
-        for k, group in enumerate(self.bank):
-            if asked.intersection(group):
-                continue
-            counts = {}
-            for s in cands:
-                counts[self.table[k][s]] = counts.get(self.table[k][s], 0) + 1
-            h = -sum(c / len(cands) * math.log(c / len(cands)) for c in counts.values())
-            if h > best_h + 1e-9 or (abs(h - best_h) <= 1e-9 and self.rng.random() < 0.5):
-                best, best_h = k, h
-        if best is None:  # nothing splits the candidates any more: guess one of them
-            return self.env.guess(self.env.secrets[self.rng.choice(cands)], self.rng)
-        return self.rng.choice(self.bank[best])
-
-
-# --- the LMRL-Gym JSON dataset format ---
-def to_record(env, episode):
-    """{"conversation": ["<question> <answer>", ...], "word": label, "done": success}."""
-    lines = [line for line in episode["transitions"][-1]["next_obs"][len(HEADER):].splitlines()]
-    return {"conversation": lines, "word": env.label(episode["secret"]),
-            "done": bool(episode["success"])}
-
-
-def save_dataset(path, env, episodes):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path + ".tmp", "w") as f:  # write then rename: a reader never sees half a file
-        json.dump([to_record(env, ep) for ep in episodes], f, indent=0)
-    os.replace(path + ".tmp", path)
-
-
-class DatasetError(ValueError):
-    """A dataset file that is missing or not in the LMRL-Gym format."""
-
-
-def load_dataset(path, env):
-    """Read an LMRL-Gym JSON file into episode dicts (the format `play` returns).
-
-    Each conversation line is "<question> <answer>"; the question ends at its first '? ' (real
-    data puts a '?' inside answers but rarely inside questions). Rewards follow the paper: -1 per
-    turn, 0 on the last turn of a dialogue marked done (the guess was right)."""
-    if not os.path.exists(path):
-        raise DatasetError(f"dataset {path!r} not found; write one with: python envs.py --env {env.name}")
-    try:
-        with open(path) as f:
-            records = json.load(f)
-        assert isinstance(records, list)
-    except (json.JSONDecodeError, AssertionError, UnicodeDecodeError) as e:
-        raise DatasetError(f"dataset {path!r} is not a JSON list of LMRL-Gym records ({e})") from None
-    episodes = []
-    for n, rec in enumerate(records):
-        if not isinstance(rec, dict) or not isinstance(rec.get("conversation"), list) or not rec["conversation"]:
-            raise DatasetError(f"{path}: record {n} needs a non-empty 'conversation' list")
-        try:
-            secret = env.resolve(rec.get("word"))
-        except KeyError:
-            raise DatasetError(f"{path}: record {n} has word {rec.get('word')!r}, unknown to {env.name}") from None
-        obs, transitions = HEADER, []
-        for t, line in enumerate(rec["conversation"]):
-            line = clean_utterance(line)  # the observation line as written, on one line
-            question, sep, _ = line.partition("? ")
-            question = question + "?" if sep else line
-            last = t == len(rec["conversation"]) - 1
-            next_obs = obs + line + "\n"
-            transitions.append({"obs": obs, "action": question,
-                                "reward": 0.0 if last and rec.get("done") else -1.0,
-                                "next_obs": next_obs, "done": last})
-            obs = next_obs
-        episodes.append({"secret": secret, "seed": n, "success": bool(rec.get("done")),
-                         "return": sum(tr["reward"] for tr in transitions), "transitions": transitions})
-    return episodes
-
-
 def summarize(episodes):
     """Mean return and success rate: the two numbers every table in the README reports."""
     n = max(len(episodes), 1)
@@ -308,32 +112,65 @@ def default_dataset_path(env_name):
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"{env_name}.json")
 
 
+# --- the scripted players' datasets ---
+def scripted_episodes(env, skill, n_games, seed=0, progress=False):
+    """`n_games` games of the env's scripted player at `skill` (a SKILLS name or a mistake
+    probability): the version-space questioner for a question game, the env's own player
+    (env.scripted_player) for a text game or WebShop, which plays one game at a time."""
+    p = SKILLS[skill] if skill in SKILLS else float(skill)
+    if is_dialogue(env):
+        return play(ScriptedPlayer(env, p, seed), env, n_games, seed=seed, progress=progress)
+    return game_data.play_scripted(env, lambda game, s: env.scripted_player(game, p, s), n_games, seed)
+
+
+def write_dataset(env, path, n_games, skill="mediocre", seed=0, progress=False):
+    """Play the scripted player and write its games to `path`: LMRL-Gym lines for a question
+    game, whole turns for the others. Returns the episodes."""
+    episodes = scripted_episodes(env, skill, n_games, seed, progress)
+    if is_dialogue(env):
+        save_dataset(path, env, episodes)
+    else:
+        game_data.save_dataset(path, env, episodes)
+    return episodes
+
+
+def read_dataset(path, env):
+    """The dataset at `path` as episode dicts (the format `play` returns); DatasetError if it is
+    missing or malformed."""
+    return load_dataset(path, env) if is_dialogue(env) else env.load_dataset(path)
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Write scripted-player datasets (LMRL-Gym JSON) or print their statistics.")
+    p = argparse.ArgumentParser(description="Write scripted-player datasets or print their returns per skill.")
     p.add_argument("--env", default="twenty_questions", help=f"one of {sorted(REGISTRY)}")
-    p.add_argument("--skill", default="mediocre", help=f"one of {sorted(SKILLS)} or a noise probability")
-    p.add_argument("--n_games", type=int, default=2000)
+    p.add_argument("--skill", default="mediocre", help=f"one of {sorted(SKILLS)} or a mistake probability")
+    p.add_argument("--n_games", type=int, default=0, help="games to play (default 2000; 500 for text games and WebShop)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output path (default data/<env>.json)")
     p.add_argument("--stats", action="store_true", help="print mean return and success per skill, write nothing")
+    p.add_argument("--game_file", default=None, help="detective/textgame: the z-machine file (.z5/.z8) to play")
+    p.add_argument("--server", default=None, help="webshop: address of a running WebShop server (default: the local shop)")
     args = p.parse_args(argv)
+    for var, value in ((GAME_FILE_VAR, args.game_file), (WEBSHOP_SERVER_VAR, args.server)):
+        if value:
+            os.environ[var] = value
     try:
         env = make(args.env)
-        skill = args.skill if args.skill in SKILLS else float(args.skill)
-    except ValueError as e:
+        if args.skill not in SKILLS:
+            float(args.skill)
+    except (ValueError, OSError, ConnectionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    n = args.n_games or (2000 if is_dialogue(env) else 500)  # a text game turn costs ~0.5 s
     if args.stats:
         print("| env | skill | mean return | success rate | games |\n|---|---|---|---|---|")
         for name in SKILLS:
-            s = summarize(play(ScriptedPlayer(env, name, args.seed), env, args.n_games, seed=args.seed))
+            s = summarize(scripted_episodes(env, name, n, args.seed))
             print(f"| {args.env} | {name} | {s['mean_return']:.2f} | {s['success_rate']:.2f} | {s['n']} |")
         return 0
-    episodes = play(ScriptedPlayer(env, skill, args.seed), env, args.n_games, seed=args.seed, progress=True)
     out = args.out or default_dataset_path(args.env)
-    save_dataset(out, env, episodes)
-    s = summarize(episodes)
-    print(f"wrote {len(episodes)} games to {out}: mean return {s['mean_return']:.2f}, success {s['success_rate']:.2f}")
+    s = summarize(write_dataset(env, out, n, args.skill, args.seed, progress=True))
+    print(f"wrote {s['n']} games to {out}: mean return {s['mean_return']:.2f}, success {s['success_rate']:.2f}")
     return 0
 
 

@@ -29,12 +29,16 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
-import common
+import bc
+import build
 import envs
+import flags
+import runlog
+from evaluate import evaluate_policy
 
 
 @dataclass
-class Args(common.CommonArgs):
+class Args(flags.CommonArgs):
     algo: str = field(default="ppo", metadata={"help": "only 'ppo' (names the run folder like train_online.py's)"})
     rollout_size: int = field(default=128, metadata={"help": "games collected per iteration (on-policy: used once)"})
     ppo_epochs: int = field(default=4, metadata={"help": "passes over each iteration's games"})
@@ -47,7 +51,7 @@ class Args(common.CommonArgs):
     truncation_penalty: float = field(default=1.0, metadata={"help": "subtracted from the reward of utterances cut at max_new_tokens (as in train_online.py)"})
     normalize_adv: bool = field(default=True, metadata={"help": "whiten token advantages over each iteration's tokens"})
 
-    # common.build_actor reads this: PPO always puts a value head on the actor's hidden states.
+    # build.build_actor reads this: PPO always puts a value head on the actor's hidden states.
     token_baseline = True
     # PPO is cheap per trajectory and needs many: bigger rollouts, a 10x larger budget (issue 5).
     preset_overrides = {"tiny": dict(rollout_size=64, minibatch_size=64, ppo_epochs=4, eval_every=10,
@@ -208,58 +212,58 @@ def load_bc(actor, path, device):
     """A BC state dict from train_online.py has no value head: load the rest, keep the fresh head."""
     missing, unexpected = actor.load_state_dict(torch.load(path, map_location=device), strict=False)
     if unexpected or any(not k.startswith("value_head.") for k in missing):
-        common.fail(f"--bc_checkpoint {path} does not fit this --policy_lm ({len(missing)} missing, {len(unexpected)} unexpected keys)")
+        flags.fail(f"--bc_checkpoint {path} does not fit this --policy_lm ({len(missing)} missing, {len(unexpected)} unexpected keys)")
 
 
 def main(argv=None):
-    args = common.parse(Args, argv)
+    args = flags.parse(Args, argv)
     if args.algo != "ppo":
-        common.fail(f"unknown --algo {args.algo!r}; ppo.py only runs ppo")
+        flags.fail(f"unknown --algo {args.algo!r}; ppo.py only runs ppo")
     ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
-    common.seed_everything(args.seed)
-    env = common.make_env(args)  # a missing game file is a one-line error, as in train_online.py
-    data = common.load_data(args, env)
-    actor = common.build_actor(args, data)
+    runlog.seed_everything(args.seed)
+    env = build.make_env(args)  # a missing game file is a one-line error, as in train_online.py
+    data = build.load_data(args, env)
+    actor = build.build_actor(args, data)
     rng = random.Random(args.seed)
 
     # --- start from behaviour cloning, as the paper does for every method ---
     if args.resume:
-        state = common.load_checkpoint(ckpt_path)
+        state = runlog.load_checkpoint(ckpt_path)
     else:
-        common.write_args(args)
+        runlog.write_args(args)
         if args.bc_checkpoint:
             if not os.path.exists(args.bc_checkpoint):
-                common.fail(f"--bc_checkpoint {args.bc_checkpoint} not found")
+                flags.fail(f"--bc_checkpoint {args.bc_checkpoint} not found")
             load_bc(actor, args.bc_checkpoint, args.device)
         else:
-            common.behaviour_clone(actor, common.bc_pairs(data), args.bc_steps, args.batch_size, args.bc_lr, rng)
+            bc.behaviour_clone(actor, bc.bc_pairs(data), args.bc_steps, args.batch_size, args.bc_lr, rng)
             torch.save(actor.state_dict(), os.path.join(args.out_dir, "bc.pt"))
-    reference = common.build_actor(args, data)
+    reference = build.build_actor(args, data)
     reference.load_state_dict(state["reference"] if args.resume else actor.state_dict())
     reference.requires_grad_(False)
 
     opt = torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=args.actor_lr)
-    log, iteration, trajectories = common.RunLog(args.out_dir, resume=args.resume), 0, 0
+    log, iteration, trajectories = runlog.RunLog(args.out_dir, resume=args.resume), 0, 0
     if args.resume:
         actor.load_state_dict(state["actor"])
         opt.load_state_dict(state["opt"])
         iteration, trajectories = state["iteration"], state["trajectories"]
         rng.setstate(state["rng_loop"])
-        common.set_rng_state(state["rng"])
-    timer, wall0 = common.Timer(), float(log.rows[-1]["wall_s"]) if log.rows else 0.0
+        runlog.set_rng_state(state["rng"])
+    timer, wall0 = runlog.Timer(), float(log.rows[-1]["wall_s"]) if log.rows else 0.0
 
     def evaluate_and_save(stats):
-        result, episodes = common.evaluate(actor, env, args.eval_games)
-        greedy, _ = common.evaluate(actor, env, args.eval_games, greedy=True)
+        result, episodes = evaluate_policy(actor, env, args.eval_games)
+        greedy, _ = evaluate_policy(actor, env, args.eval_games, greedy=True)
         row = {"iteration": iteration, "trajectories": trajectories, "eval_return": result["mean_return"],
                "eval_success": result["success_rate"], "eval_return_greedy": greedy["mean_return"],
                "eval_success_greedy": greedy["success_rate"], "wall_s": wall0 + timer(), **stats}
         log.log(row, samples=episodes[:3])
-        common.save_actor_snapshot(args, trajectories, actor)
-        common.save_checkpoint(ckpt_path, actor=actor.state_dict(), opt=opt.state_dict(),
+        runlog.save_actor_snapshot(args, trajectories, actor)
+        runlog.save_checkpoint(ckpt_path, actor=actor.state_dict(), opt=opt.state_dict(),
                                reference=reference.state_dict(), iteration=iteration,
-                               trajectories=trajectories, rng_loop=rng.getstate(), rng=common.rng_state(),
-                               args=common.args_dict(args))
+                               trajectories=trajectories, rng_loop=rng.getstate(), rng=runlog.rng_state(),
+                               args=runlog.args_dict(args))
         return row
 
     if iteration == 0 and not log.rows:  # (a run resumed from its iteration-0 checkpoint has this row)

@@ -25,18 +25,20 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
-import common
-import envs
-from actor import awr_weights
+import bc
+import build
+import flags
+import runlog
+from actor import actor_update, awr_weights
 from buffer import ReplayBuffer
-from critic import advantage, expectile_loss, q_loss, td_target
-from train_online import actor_update, critic_step, rewards_and_dones
+from critic import advantage, iql_update
+from evaluate import diagnose, evaluate_policy
 
 ALGOS = ("archer", "sarsa_awr", "iql_reinforce", "bc", "filtered_bc")
 
 
 @dataclass
-class Args(common.PolicyGradientArgs, common.CriticArgs, common.CommonArgs):
+class Args(flags.PolicyGradientArgs, flags.CriticArgs, flags.CommonArgs):
     algo: str = field(default="archer", metadata={"help": f"one of {', '.join(ALGOS)}"})
     iterations: int = field(default=40, metadata={"help": "training iterations (an evaluation every eval_every)"})
     actor_steps: int = field(default=25, metadata={"help": "actor steps per iteration (the same for every algo)"})
@@ -53,50 +55,37 @@ class Args(common.PolicyGradientArgs, common.CriticArgs, common.CommonArgs):
                         "paper": dict(iterations=40, critic_steps=50, actor_steps=25)}
 
 
-# --- offline ArCHer critic update (IQL, paper Sec. 4.3): TD for Q, expectile regression for V, then Polyak ---
-def iql_update(critic, target, opt, batch, args, expectile):
-    obs, acts = batch["obs"], batch["action"]
-    reward, done = rewards_and_dones(batch, args.device)          # (B,), (B,)
-    with torch.no_grad():
-        tv1, tv2 = target.v(batch["next_obs"])                    # (B,) V_target_i(s')
-        tq1, tq2 = target.q(obs, acts)                            # (B,) Q_target_i(s, a_data)
-    q1, q2, v1, v2 = critic(obs, acts)
-    lq = q_loss(q1, q2, td_target(reward, done, tv1, args.gamma), td_target(reward, done, tv2, args.gamma))
-    lv = expectile_loss(tq1 - v1, expectile) + expectile_loss(tq2 - v2, expectile)
-    return critic_step(critic, target, opt, lq, lv, q1, args.tau)
-
-
 def main(argv=None):
-    args = common.parse(Args, argv)
+    args = flags.parse(Args, argv)
     if args.algo not in ALGOS:
-        common.fail(f"unknown --algo {args.algo!r}; choose one of {', '.join(ALGOS)}")
+        flags.fail(f"unknown --algo {args.algo!r}; choose one of {', '.join(ALGOS)}")
     ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
-    common.seed_everything(args.seed)
-    env = common.make_env(args)
-    data = common.load_data(args, env)
+    runlog.seed_everything(args.seed)
+    env = build.make_env(args)
+    data = build.load_data(args, env)
     rng = random.Random(args.seed)
-    actor = common.build_actor(args, data)
+    actor = build.build_actor(args, data)
     uses_critic = args.algo in ("archer", "sarsa_awr", "iql_reinforce")
-    critic, target = common.build_critic(args, data, actor) if uses_critic else (None, None)
+    critic, target = build.build_critic(args, data, actor) if uses_critic else (None, None)
     expectile = 0.5 if args.algo == "sarsa_awr" else args.expectile
     buffer = ReplayBuffer(capacity=10**7, gamma=args.gamma)
     buffer.add_episodes(data)
-    pairs = common.bc_pairs(buffer.top_episodes(args.filter_top) if args.algo == "filtered_bc" else data)
+    pairs = bc.bc_pairs(buffer.top_episodes(args.filter_top) if args.algo == "filtered_bc" else data)
 
     if not args.resume:
-        common.write_args(args)
+        runlog.write_args(args)
         if args.bc_steps and args.algo == "iql_reinforce":
-            common.behaviour_clone(actor, common.bc_pairs(data), args.bc_steps, args.batch_size, args.bc_lr, rng)
+            bc.behaviour_clone(actor, bc.bc_pairs(data), args.bc_steps, args.batch_size, args.bc_lr, rng)
     reference = None
     if args.algo == "iql_reinforce":  # the KL anchor is the BC start
-        reference = common.build_actor(args, data)
+        reference = build.build_actor(args, data)
         reference.load_state_dict(actor.state_dict())
         reference.requires_grad_(False)
     actor_opt = torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=args.actor_lr)
     critic_opt = torch.optim.AdamW(critic.parameters(), lr=args.critic_lr) if critic else None
-    log, iteration = common.RunLog(args.out_dir, resume=args.resume, x="actor_steps"), 0
+    log, iteration = runlog.RunLog(args.out_dir, resume=args.resume, x="actor_steps"), 0
     if args.resume:
-        state = common.load_checkpoint(ckpt_path)
+        state = runlog.load_checkpoint(ckpt_path)
         actor.load_state_dict(state["actor"])
         actor_opt.load_state_dict(state["actor_opt"])
         if reference is not None:
@@ -107,31 +96,31 @@ def main(argv=None):
             critic_opt.load_state_dict(state["critic_opt"])
         iteration = state["iteration"]
         rng.setstate(state["rng_loop"])
-        common.set_rng_state(state["rng"])
-    timer, wall0 = common.Timer(), float(log.rows[-1]["wall_s"]) if log.rows else 0.0
+        runlog.set_rng_state(state["rng"])
+    timer, wall0 = runlog.Timer(), float(log.rows[-1]["wall_s"]) if log.rows else 0.0
 
     def awr_weight_fn(obs, acts):  # AWR: exp(beta * A(s, a_data)), clipped (paper Sec. 4.3)
         with torch.no_grad():
             return awr_weights(advantage(*critic(obs, acts)), args.beta, args.max_weight)
 
     def evaluate_and_save(stats):
-        result, episodes = common.evaluate(actor, env, args.eval_games)
-        greedy, _ = common.evaluate(actor, env, args.eval_games, greedy=True)
+        result, episodes = evaluate_policy(actor, env, args.eval_games)
+        greedy, _ = evaluate_policy(actor, env, args.eval_games, greedy=True)
         if critic:
-            stats = {**stats, **common.diagnose(critic, env, episodes, args.gamma)}
+            stats = {**stats, **diagnose(critic, env, episodes, args.gamma)}
         log.log({"iteration": iteration, "actor_steps": iteration * args.actor_steps,
                  "trajectories": len(data), "eval_return": result["mean_return"],
                  "eval_success": result["success_rate"], "eval_return_greedy": greedy["mean_return"],
                  "eval_success_greedy": greedy["success_rate"], "wall_s": wall0 + timer(), **stats},
                 samples=episodes[:3])
-        common.save_actor_snapshot(args, iteration * args.actor_steps, actor)
-        common.save_checkpoint(ckpt_path, actor=actor.state_dict(), actor_opt=actor_opt.state_dict(),
+        runlog.save_actor_snapshot(args, iteration * args.actor_steps, actor)
+        runlog.save_checkpoint(ckpt_path, actor=actor.state_dict(), actor_opt=actor_opt.state_dict(),
                                reference=reference.state_dict() if reference is not None else None,
                                critic=critic.state_dict() if critic else None,
                                target=target.state_dict() if critic else None,
                                critic_opt=critic_opt.state_dict() if critic else None,
-                               iteration=iteration, rng_loop=rng.getstate(), rng=common.rng_state(),
-                               args=common.args_dict(args))
+                               iteration=iteration, rng_loop=rng.getstate(), rng=runlog.rng_state(),
+                               args=runlog.args_dict(args))
 
     if iteration == 0 and not log.rows:  # (a run resumed from its iteration-0 checkpoint has this row)
         evaluate_and_save({})
@@ -144,7 +133,7 @@ def main(argv=None):
                 stats.update(actor_update(actor, reference, critic, actor_opt,
                                           buffer.sample(args.batch_size, rng)["obs"], args))
         else:  # BC, filtered BC, or AWR when a critic weighs the pairs
-            stats["actor/loss"] = common.behaviour_clone(
+            stats["actor/loss"] = bc.behaviour_clone(
                 actor, pairs, args.actor_steps, args.batch_size, args.actor_lr, rng, desc=args.algo,
                 weight_fn=awr_weight_fn if critic else None, opt=actor_opt)
         if iteration % args.eval_every == 0 or iteration == args.iterations:

@@ -20,16 +20,20 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
-import common
+import bc
+import build
 import envs
-from actor import awr_weights, kl_to_reference, leave_one_out_advantages, normalize_advantages, pg_loss
+import flags
+import runlog
+from actor import actor_update
 from buffer import ReplayBuffer
 from chai import ChaiPolicy
-from critic import advantage, mixed_target, polyak_update, q_loss, td_target, v_loss
+from critic import critic_pretrain_update, critic_update
+from evaluate import diagnose, evaluate_policy
 
 
 @dataclass
-class Args(common.PolicyGradientArgs, common.CriticArgs, common.CommonArgs):
+class Args(flags.PolicyGradientArgs, flags.CriticArgs, flags.CommonArgs):
     algo: str = field(default="archer", metadata={"help": "archer (the paper), filtered_bc (BC on the top 10%% of games so far) or chai (k samples ranked by the critic, actor frozen)"})
     chai_k: int = field(default=5, metadata={"help": "chai: utterances sampled per turn"})
     rollout_size: int = field(default=128, metadata={"help": "trajectories collected per iteration"})
@@ -46,132 +50,43 @@ class Args(common.PolicyGradientArgs, common.CriticArgs, common.CommonArgs):
     critic_pretrain_steps: int = field(default=0, metadata={"help": "archer/chai: steps regressing Q and V on the offline games' Monte-Carlo returns before RL (0 = off, as in the paper)"})
 
 
-# --- ArCHer critic update (paper Sec. 4): TD for Q, Q_target at a' ~ pi for V, then Polyak ---
-def rewards_and_dones(batch, device):
-    """(B,) float tensors of a buffer batch's rewards and done flags."""
-    return (torch.tensor(batch["reward"], dtype=torch.float32, device=device),
-            torch.tensor(batch["done"], dtype=torch.float32, device=device))
-
-
-def critic_step(critic, target, opt, q_loss_value, v_loss_value, q1, tau):
-    """One optimiser step on Q + V losses, then the Polyak move of the target (online and IQL)."""
-    opt.zero_grad()
-    (q_loss_value + v_loss_value).backward()
-    torch.nn.utils.clip_grad_norm_(critic.parameters(), 1.0)
-    opt.step()
-    polyak_update(target, critic, tau)
-    return {"critic/q_loss": q_loss_value.item(), "critic/v_loss": v_loss_value.item(), "critic/q_mean": q1.mean().item()}
-
-
-def critic_update(critic, target, policy, opt, batch, args):
-    obs, acts = batch["obs"], batch["action"]
-    reward, done = rewards_and_dones(batch, args.device)                # (B,), (B,)
-    with torch.no_grad():
-        tv1, tv2 = target.v(batch["next_obs"])                          # (B,), (B,)
-        y1, y2 = td_target(reward, done, tv1, args.gamma), td_target(reward, done, tv2, args.gamma)
-        if args.mc_mix > 0:  # anchor Q to the return the logged game really got (not in the paper)
-            g = torch.tensor(batch["mc_return"], dtype=torch.float32, device=args.device)  # (B,)
-            y1, y2 = mixed_target(y1, g, args.mc_mix), mixed_target(y2, g, args.mc_mix)
-        fresh = policy.sample(obs)                                       # a' ~ pi(.|s)
-        tq1, tq2 = target.q(obs, fresh)                                 # (B,), (B,)
-    q1, q2, v1, v2 = critic(obs, acts)
-    return critic_step(critic, target, opt, q_loss(q1, q2, y1, y2), v_loss(v1, v2, tq1, tq2), q1, args.tau)
-
-
-# --- critic warm start (not in the paper; README "departures"): Monte-Carlo regression on the data ---
-def critic_pretrain_update(critic, target, opt, batch, args):
-    """Q_i(s, a) and V_i(s) <- G, the discounted return the offline game actually got from s on.
-    That is Q and V of the data's player, not of pi, but it is a target with the whole game's
-    reward in it from the first step, where TD needs many steps to carry the reward back 20 turns.
-    The online TD updates then move it from the data's player to pi."""
-    g = torch.tensor(batch["mc_return"], dtype=torch.float32, device=args.device)  # (B,)
-    q1, q2, v1, v2 = critic(batch["obs"], batch["action"])
-    return critic_step(critic, target, opt, q_loss(q1, q2, g, g), v_loss(v1, v2, g, g), q1, args.tau)
-
-
-# --- ArCHer actor update (paper Sec. 4): REINFORCE on each token with A = min Q - min V ---
-def actor_update(actor, reference, critic, opt, obs, args, imitate=None):
-    """One policy-gradient step on buffer states `obs`; `imitate`, a list of (obs, utterance)
-    pairs from the best own games, adds --sil_coef times their BC loss (self-imitation)."""
-    k = args.actor_samples
-    if k > 1:  # k utterances in each of B / k states: a step samples as many utterances as with k = 1
-        obs = [o for o in obs[:max(1, len(obs) // k)] for _ in range(k)]
-    with torch.no_grad():
-        acts = actor.sample(obs)
-        # Scored on the tokens sampled, not the text re-tokenized (Actor._generate says why);
-        # `cut` marks run-ons, which the critic's advantage penalises below.
-        cut, ids = actor.last_truncated, actor.last_ids
-        truncated = torch.tensor(cut, dtype=torch.float32, device=args.device)
-        if k > 1:  # baseline: the state's other samples under min Q (see leave_one_out_advantages)
-            adv = leave_one_out_advantages(torch.minimum(*critic.q(obs, acts)), k)
-        else:
-            adv = advantage(*critic(obs, acts))                  # (B,) A = min Q - min V
-        raw_mean, raw_std = adv.mean().item(), adv.std(unbiased=False).item()  # with k > 1 the mean is 0 by construction
-        if args.normalize_adv:
-            adv = normalize_advantages(adv)
-        adv = adv - args.truncation_penalty * truncated          # run-ons have no "\n" to reinforce
-    if getattr(args, "actor_loss", "pg") == "awr":  # (train_offline's iql_reinforce has no such flag)
-        # Weighted regression on the policy's own samples (not in the paper online; README
-        # "departures"): no sample is pushed down, so probability mass moves towards the better
-        # samples and never to whatever is left over when a sampled utterance is pushed away.
-        adv = awr_weights(adv, args.awr_beta)                    # (B,) exp(beta * A) > 0
-    logp, mask, hidden = actor.token_log_probs(obs, acts, return_hidden=args.token_baseline, ids=ids)  # (B, T) x2, (B, T, H)
-    loss = pg_loss(logp, mask, adv, baseline=actor.token_values(hidden) if args.token_baseline else None)
-    kl = torch.tensor(0.0, device=args.device)
-    if reference is not None:
-        with torch.set_grad_enabled(args.kl_coef > 0):  # without the anchor, still logged: the drift from BC
-            kl = kl_to_reference(actor, reference, obs, acts, per=args.kl_per, ids=ids)  # exact KL(pi || pi_BC)
-    if args.kl_coef > 0:
-        loss = loss + args.kl_coef * kl
-    stats = {}
-    if imitate:  # self-imitation (Oh et al. 2018; not in the paper, README "departures")
-        sil = -actor.log_prob(*map(list, zip(*imitate)), reduce="mean").mean()  # filtered BC's loss
-        loss, stats["actor/sil_loss"] = loss + args.sil_coef * sil, sil.item()
-    opt.zero_grad()
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(actor.parameters(), 1.0)
-    opt.step()
-    return {"actor/loss": loss.item(), "actor/advantage_mean": raw_mean, "actor/advantage_std": raw_std, "actor/kl": kl.item(),
-            "actor/truncated": truncated.mean().item(), **stats}
-
-
 def main(argv=None):
-    args = common.parse(Args, argv)
+    args = flags.parse(Args, argv)
     if args.algo not in ("archer", "filtered_bc", "chai"):
-        common.fail(f"unknown --algo {args.algo!r}; choose archer, filtered_bc or chai")
+        flags.fail(f"unknown --algo {args.algo!r}; choose archer, filtered_bc or chai")
     if args.actor_loss not in ("pg", "awr"):
-        common.fail(f"unknown --actor_loss {args.actor_loss!r}; choose pg or awr")
+        flags.fail(f"unknown --actor_loss {args.actor_loss!r}; choose pg or awr")
     if args.sil_coef < 0 or (args.sil_coef > 0 and args.algo != "archer"):
-        common.fail(f"--sil_coef {args.sil_coef} needs --algo archer and a weight >= 0")
+        flags.fail(f"--sil_coef {args.sil_coef} needs --algo archer and a weight >= 0")
     if args.actor_loss == "awr" and (args.token_baseline or args.actor_samples > 1):
-        common.fail("--actor_loss awr weights whole utterances: it takes no --token_baseline or --actor_samples")
+        flags.fail("--actor_loss awr weights whole utterances: it takes no --token_baseline or --actor_samples")
     ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
-    common.seed_everything(args.seed)
-    env = common.make_env(args)
-    data = common.load_data(args, env)
-    actor = common.build_actor(args, data)
+    runlog.seed_everything(args.seed)
+    env = build.make_env(args)
+    data = build.load_data(args, env)
+    actor = build.build_actor(args, data)
     uses_critic, critic_from_actor = args.algo != "filtered_bc", args.critic_lm == "actor"
     # (built here, before BC, unless it is a copy of the BC actor: the order keeps the seeded runs' draws)
-    critic, target = common.build_critic(args, data) if uses_critic and not critic_from_actor else (None, None)
+    critic, target = build.build_critic(args, data) if uses_critic and not critic_from_actor else (None, None)
     rng = random.Random(args.seed)
 
     # --- start from behaviour cloning, as the paper does ---
     if args.resume:
-        state = common.load_checkpoint(ckpt_path)
-        reference = common.build_actor(args, data)
+        state = runlog.load_checkpoint(ckpt_path)
+        reference = build.build_actor(args, data)
         reference.load_state_dict(state["reference"])
     else:
-        common.write_args(args)
+        runlog.write_args(args)
         if args.bc_checkpoint:
             actor.load_state_dict(torch.load(args.bc_checkpoint, map_location=args.device))
         else:
-            common.behaviour_clone(actor, common.bc_pairs(data), args.bc_steps, args.batch_size, args.bc_lr, rng)
+            bc.behaviour_clone(actor, bc.bc_pairs(data), args.bc_steps, args.batch_size, args.bc_lr, rng)
             torch.save(actor.state_dict(), os.path.join(args.out_dir, "bc.pt"))
-        reference = common.build_actor(args, data)
+        reference = build.build_actor(args, data)
         reference.load_state_dict(actor.state_dict())
     reference.requires_grad_(False)
     if uses_critic and critic_from_actor:  # (on --resume its weights are replaced from the checkpoint)
-        critic, target = common.build_critic(args, data, actor)
+        critic, target = build.build_critic(args, data, actor)
     # The policy that plays: the actor itself, or CHAI's pick among k of its samples.
     policy = ChaiPolicy(actor, critic, args.chai_k) if args.algo == "chai" else actor
 
@@ -179,7 +94,7 @@ def main(argv=None):
     critic_opt = torch.optim.AdamW(critic.parameters(), lr=args.critic_lr) if critic else None
     buffer = ReplayBuffer(args.capacity, args.gamma)
     own_from = len(data) if args.prefill and critic else 0  # episode ids below this: the offline games
-    log, iteration, trajectories = common.RunLog(args.out_dir, resume=args.resume), 0, 0
+    log, iteration, trajectories = runlog.RunLog(args.out_dir, resume=args.resume), 0, 0
     if args.resume:
         actor.load_state_dict(state["actor"])
         actor_opt.load_state_dict(state["actor_opt"])
@@ -191,7 +106,7 @@ def main(argv=None):
         buffer = ReplayBuffer.load(os.path.join(args.out_dir, state.get("buffer_file", "buffer.pt")))
         iteration, trajectories = state["iteration"], state["trajectories"]
         rng.setstate(state["rng_loop"])
-        common.set_rng_state(state["rng"])
+        runlog.set_rng_state(state["rng"])
     else:
         if args.prefill and critic:  # filtered BC imitates its own games only
             buffer.add_episodes(data)
@@ -203,29 +118,29 @@ def main(argv=None):
             for _ in tqdm(range(args.critic_pretrain_steps), desc="critic warm start", leave=False):
                 critic_pretrain_update(critic, target, critic_opt, offline.sample(args.critic_batch_size, rng), args)
             target.load_state_dict(critic.state_dict())  # start TD from the fitted critic itself
-    timer, wall0 = common.Timer(), float(log.rows[-1]["wall_s"]) if log.rows else 0.0
+    timer, wall0 = runlog.Timer(), float(log.rows[-1]["wall_s"]) if log.rows else 0.0
 
     def evaluate_and_save(stats):
-        result, episodes = common.evaluate(policy, env, args.eval_games)
-        greedy, _ = common.evaluate(policy, env, args.eval_games, greedy=True)
+        result, episodes = evaluate_policy(policy, env, args.eval_games)
+        greedy, _ = evaluate_policy(policy, env, args.eval_games, greedy=True)
         if critic:
-            stats = {**stats, **common.diagnose(critic, env, episodes, args.gamma)}
+            stats = {**stats, **diagnose(critic, env, episodes, args.gamma)}
         row = {"iteration": iteration, "trajectories": trajectories, "eval_return": result["mean_return"],
                "eval_success": result["success_rate"], "eval_return_greedy": greedy["mean_return"],
                "eval_success_greedy": greedy["success_rate"], "wall_s": wall0 + timer(), **stats}
         log.log(row, samples=episodes[:3])
-        common.save_actor_snapshot(args, trajectories, actor, critic if args.algo == "chai" else None)
+        runlog.save_actor_snapshot(args, trajectories, actor, critic if args.algo == "chai" else None)
         # The buffer file is named by iteration and the checkpoint names it, so a run killed between
         # the two saves resumes from a matching pair: the older checkpoint with the older buffer.
         buffer_file = f"buffer-{iteration}.pt"
-        common.save_checkpoint(os.path.join(args.out_dir, buffer_file), **buffer.state_dict())  # atomic; ReplayBuffer.load reads it
-        common.save_checkpoint(ckpt_path, actor=actor.state_dict(), actor_opt=actor_opt.state_dict(),
+        runlog.save_checkpoint(os.path.join(args.out_dir, buffer_file), **buffer.state_dict())  # atomic; ReplayBuffer.load reads it
+        runlog.save_checkpoint(ckpt_path, actor=actor.state_dict(), actor_opt=actor_opt.state_dict(),
                                critic=critic.state_dict() if critic else None,
                                target=target.state_dict() if critic else None,
                                critic_opt=critic_opt.state_dict() if critic else None,
                                reference=reference.state_dict(), iteration=iteration,
-                               trajectories=trajectories, rng_loop=rng.getstate(), rng=common.rng_state(),
-                               buffer_file=buffer_file, args=common.args_dict(args))
+                               trajectories=trajectories, rng_loop=rng.getstate(), rng=runlog.rng_state(),
+                               buffer_file=buffer_file, args=runlog.args_dict(args))
         for name in os.listdir(args.out_dir):  # the checkpoint no longer points at older buffers
             if name.startswith("buffer") and name.endswith(".pt") and name != buffer_file:
                 os.remove(os.path.join(args.out_dir, name))
@@ -248,14 +163,14 @@ def main(argv=None):
         if args.algo == "archer":
             if iteration > args.warmup_iters:
                 # self-imitation draws from the actor's own games only, like filtered BC
-                best = common.bc_pairs(buffer.top_episodes(args.filter_top, since=own_from)) if args.sil_coef else []
+                best = bc.bc_pairs(buffer.top_episodes(args.filter_top, since=own_from)) if args.sil_coef else []
                 for _ in range(args.actor_steps):
                     obs = buffer.sample(args.batch_size, rng)["obs"]
-                    imitate = common.sample_pairs(best, args.batch_size, rng)
+                    imitate = bc.sample_pairs(best, args.batch_size, rng)
                     stats.update(actor_update(actor, reference, critic, actor_opt, obs, args, imitate))
         elif args.algo == "filtered_bc":  # --- online filtered BC: imitate the best games so far ---
-            keep = common.bc_pairs(buffer.top_episodes(args.filter_top))
-            stats["actor/loss"] = common.behaviour_clone(actor, keep, args.actor_steps, args.batch_size,
+            keep = bc.bc_pairs(buffer.top_episodes(args.filter_top))
+            stats["actor/loss"] = bc.behaviour_clone(actor, keep, args.actor_steps, args.batch_size,
                                                          args.actor_lr, rng, desc="fbc", opt=actor_opt)
         bar.update(len(episodes))
         if iteration % args.eval_every == 0 or trajectories >= args.total_trajectories:

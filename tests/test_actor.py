@@ -305,15 +305,15 @@ def test_kl_per_utterance_sums_each_utterance_then_averages(actor):
 
 
 def test_evaluation_is_reproducible_and_leaves_the_training_rng_alone(actor):
-    import common
     import envs
+    from evaluate import evaluate_policy
     env = envs.make("twenty_questions_subset")
     # An untrained actor's utterances are random text: whatever the sampler draws shows up in them.
     torch.manual_seed(1)
-    first = common.evaluate(actor, env, 3)[1]
+    first = evaluate_policy(actor, env, 3)[1]
     torch.manual_seed(2)  # a different training RNG state before the second evaluation
     state = torch.get_rng_state()
-    second = common.evaluate(actor, env, 3)[1]
+    second = evaluate_policy(actor, env, 3)[1]
     assert torch.equal(torch.get_rng_state(), state)  # evaluating did not advance the stream
     utterances = [[t["action"] for t in ep["transitions"]] for ep in first]
     assert utterances == [[t["action"] for t in ep["transitions"]] for ep in second]

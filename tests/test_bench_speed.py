@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-import bench_speed
+from benchmarks import bench_speed
 
 TINY = ["--preset", "tiny", "--env", "twenty_questions_subset", "--batch_size", "4",
         "--critic_batch_size", "4", "--max_new_tokens", "8", "--repeats", "1"]

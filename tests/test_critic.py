@@ -247,7 +247,7 @@ def test_critic_warm_start_fits_monte_carlo_returns(tiny_encoder):
     (the data's player is the only player). Last in this file: it trains the shared encoder."""
     import random
     from types import SimpleNamespace
-    import train_online
+    from critic import critic_pretrain_update
     from buffer import ReplayBuffer
     tok, enc = tiny_encoder
     torch.manual_seed(0)
@@ -264,7 +264,7 @@ def test_critic_warm_start_fits_monte_carlo_returns(tiny_encoder):
     args = SimpleNamespace(device="cpu", tau=0.1)
     rng = random.Random(0)
     for _ in range(150):
-        stats = train_online.critic_pretrain_update(critic, target, opt, buffer.sample(8, rng), args)
+        stats = critic_pretrain_update(critic, target, opt, buffer.sample(8, rng), args)
     assert stats["critic/q_loss"] < 0.01 and stats["critic/v_loss"] < 0.01
     with torch.no_grad():
         q1, q2, v1, v2 = critic(obs, ["Is it red?", "Is it x?"])

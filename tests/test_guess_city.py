@@ -8,8 +8,8 @@ import re
 import pytest
 
 import envs
-from city_facts import CITIES, COUNTRIES, Question, norm
-from guess_city import GuessCity
+from tasks.city_facts import CITIES, COUNTRIES, Question, norm
+from tasks.guess_city import GuessCity
 
 DEV = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "guess_my_city_dialogues_dev.json")
 
@@ -251,7 +251,7 @@ def test_expert_player_finds_every_city_in_about_seven_questions(env):
 # --- the oracle against the real GPT-3.5 dialogues of LMRL-Gym (skipped without the file) ---
 @pytest.mark.skipif(not os.path.exists(DEV), reason="dev dialogues not present (../shared/data)")
 def test_oracle_on_real_dialogues_never_leaks_and_mostly_agrees(env, capsys):
-    import eval_city_oracle
+    from benchmarks import eval_city_oracle
     r = eval_city_oracle.evaluate(DEV)
     assert r["n"] > 1000 and r["leaks"] == 0
     assert r["coverage"] >= 0.70 and r["agreement"] >= 0.90

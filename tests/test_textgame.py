@@ -10,8 +10,8 @@ import os
 import pytest
 
 import envs
-import game_data
-import textgame
+from tasks import game_data
+from tasks import textgame
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # TextWorld games are "unsupported" to Jericho
 DETECTIVE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "detective.z5")

@@ -162,20 +162,21 @@ class _ConstantCritic(torch.nn.Module):
 @pytest.mark.parametrize("mix", [0.0, 0.5])
 def test_critic_update_q_targets_with_and_without_the_monte_carlo_mix(monkeypatch, mix):
     import copy
+    import critic as critic_module
     import train_online
     seen = {}
 
     def spy(q1, q2, y1, y2):
         seen["y"] = (y1, y2)
         return ((q1 - y1) ** 2).mean()
-    monkeypatch.setattr(train_online, "q_loss", spy)
+    monkeypatch.setattr(critic_module, "q_loss", spy)
     critic = _ConstantCritic()
     target = copy.deepcopy(critic)
     policy = type("P", (), {"sample": lambda self, obs: ["a'"] * len(obs)})()
     batch = {"obs": ["s1", "s2"], "action": ["a1", "a2"], "next_obs": ["s1'", "s2'"],
              "reward": [-1.0, 0.0], "done": [False, True], "mc_return": [-3.0, 0.0]}
     args = train_online.Args(device="cpu", gamma=0.5, tau=0.1, mc_mix=mix)
-    train_online.critic_update(critic, target, policy, torch.optim.SGD(critic.parameters(), lr=0.1), batch, args)
+    critic_module.critic_update(critic, target, policy, torch.optim.SGD(critic.parameters(), lr=0.1), batch, args)
     td = torch.tensor([-1 + 0.5 * 2.0, 0.0])  # r + gamma (1 - done) V_target(s'); the finished game has no future
     want = (1 - mix) * td + mix * torch.tensor([-3.0, 0.0])
     torch.testing.assert_close(seen["y"][0], want)
@@ -210,16 +211,17 @@ class _IndexCritic(torch.nn.Module):
 
 @pytest.mark.parametrize("loss", ["pg", "awr"])
 def test_actor_update_weights_pg_centres_awr_keeps_every_weight_positive(monkeypatch, loss):
+    import actor as actor_module
     import train_online
     seen = {}
 
     def spy(logp, mask, adv, baseline=None):
         seen["adv"] = adv
         return -(adv * (logp * mask).sum(-1)).mean()
-    monkeypatch.setattr(train_online, "pg_loss", spy)
+    monkeypatch.setattr(actor_module, "pg_loss", spy)
     args = train_online.Args(device="cpu", kl_coef=0.0, actor_loss=loss, awr_beta=0.5)
     actor = _FakeActor()
-    train_online.actor_update(actor, None, _IndexCritic(), torch.optim.SGD(actor.parameters(), lr=0.1),
+    actor_module.actor_update(actor, None, _IndexCritic(), torch.optim.SGD(actor.parameters(), lr=0.1),
                               ["s"] * 4, args)
     a = (torch.tensor([0.0, 1.0, 2.0, 3.0]) - 1.5) / 1.25 ** 0.5  # advantages 0..3, normalised
     want = torch.exp(0.5 * a) if loss == "awr" else a
@@ -240,9 +242,10 @@ class _ImitatingActor(_FakeActor):
 @pytest.mark.parametrize("sil_coef", [0.0, 0.5])
 def test_self_imitation_adds_filtered_bcs_loss_on_the_given_pairs(sil_coef):
     import train_online
+    from actor import actor_update
     args = train_online.Args(device="cpu", kl_coef=0.0, sil_coef=sil_coef)
     actor, pairs = _ImitatingActor(), [("s1", "good1"), ("s2", "good2")]
-    out = train_online.actor_update(actor, None, _IndexCritic(), torch.optim.SGD(actor.parameters(), lr=0.1),
+    out = actor_update(actor, None, _IndexCritic(), torch.optim.SGD(actor.parameters(), lr=0.1),
                                     ["s"] * 4, args, imitate=pairs if sil_coef else None)
     # the centred PG term nets zero on the shared log-prob w; the BC term -sil_coef * mean(w)
     # has gradient -sil_coef, so one SGD step of 0.1 moves w to 0.1 * sil_coef

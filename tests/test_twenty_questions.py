@@ -9,7 +9,7 @@ import re
 import pytest
 
 import envs
-import twenty_questions as tq
+from tasks import twenty_questions as tq
 
 YES, NO, INVALID = "Yes.", "No.", "Invalid Question."
 

@@ -10,8 +10,8 @@ import urllib.parse
 import pytest
 
 import envs
-import game_data
-import webshop
+from tasks import game_data
+from tasks import webshop
 
 SHOES = "Clothing, Shoes & Jewelry › Men › Shoes › Athletic › Running"
 GOAL = {"kind": "running shoes", "category": SHOES, "nouns": ["running", "shoes"], "price_upper": 60.0,

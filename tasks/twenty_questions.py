@@ -17,8 +17,8 @@ download and no GPU, and every answer can be checked. The oracle is a pipeline, 
 Matters of taste ("Is it expensive?", "Is it loyal?") are Invalid: the table holds only facts.
 
 Run it:
-    python twenty_questions.py                       # ask questions yourself about a random object
-    python twenty_questions.py --secret banana       # ... about a chosen object
+    python -m tasks.twenty_questions                 # ask questions yourself about a random object
+    python -m tasks.twenty_questions --secret banana # ... about a chosen object
     python -m pytest -q tests/test_twenty_questions.py
 """
 import json
@@ -27,7 +27,7 @@ import random
 import re
 import sys
 
-from envs import DialogueEnv
+from tasks.dialogue import DialogueEnv
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "twenty_questions_objects.json")
 # The paper's small game (ArCHer's llm_twenty_questions_subset.py: every 10th object of the list).

@@ -6,22 +6,22 @@ names the city and no other (any alias: "Are you from Mumbai?" finds Bombay) or 
 come from the rule-based oracle in city_oracle.py instead of GPT-3.5: "Yes, my city is in Asia.",
 "About 8.5 million people live in my city.", "I don't know." for what its facts cannot ground.
 
-This file holds the game: the `GuessCity` environment (see envs.DialogueEnv), its dataset labels
+This file holds the game: the `GuessCity` environment (see dialogue.DialogueEnv), its dataset labels
 ("bombay,india", as in LMRL-Gym's `word` field) and the question bank of the scripted players.
 
 Run it:
-    python guess_city.py                       # ask questions yourself about a random city
-    python guess_city.py --secret Tokyo        # ... about a chosen one (any alias works)
+    python -m tasks.guess_city                 # ask questions yourself about a random city
+    python -m tasks.guess_city --secret Tokyo  # ... about a chosen one (any alias works)
     python envs.py --env guess_city --stats    # return of the scripted players
-    python eval_city_oracle.py                 # the oracle vs GPT-3.5 on real dialogues
+    python -m benchmarks.eval_city_oracle      # the oracle vs GPT-3.5 on real dialogues
     python -m pytest -q tests/test_guess_city.py
 """
 import random
 import sys
 
-from city_facts import CITIES, DONT_KNOW, TAGS, norm
-from city_oracle import answer
-from envs import DialogueEnv
+from tasks.city_facts import CITIES, DONT_KNOW, TAGS, norm
+from tasks.city_oracle import answer
+from tasks.dialogue import DialogueEnv
 
 
 def _bank():

@@ -2,7 +2,7 @@
 through its web pages, shown as the same text pages as the local shop (webshop.py).
 
 Start the server the way WebShop's README says (it listens on port 3000), then:
-    python webshop.py --server http://127.0.0.1:3000 --stats --n_games 20
+    python envs.py --env webshop --server http://127.0.0.1:3000 --stats --n_games 20
     python train_online.py --env webshop ...   with MINARCHER_WEBSHOP_SERVER=http://127.0.0.1:3000 (see README)
 
 Goal i is the server's session "fixed_i" (the server shuffles its goals with a fixed seed; WebShop's
@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from html.parser import HTMLParser
 
-from webshop import Pages
+from tasks.webshop_pages import Pages
 
 TIMEOUT = 60  # seconds: a search on the full 1.18M-product index can take a few
 

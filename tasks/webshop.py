@@ -21,21 +21,20 @@ tests and on a laptop. `WebShop(server=URL)` (or $MINARCHER_WEBSHOP_SERVER) play
 server that the user runs (webshop_server.py).
 
 Run it:
-    python webshop.py --stats --n_games 300                 # scripted players' scores
-    python webshop.py --n_games 2000                         # write data/webshop.json
-    python webshop.py --server http://127.0.0.1:3000 --stats --n_games 20
+    python envs.py --env webshop --stats --n_games 300      # scripted players' scores
+    python envs.py --env webshop --n_games 2000              # write data/webshop.json
+    python envs.py --env webshop --server http://127.0.0.1:3000 --stats --n_games 20
 """
 import json
 import math
 import os
 import random
 import re
-import sys
 
-import game_data
+from tasks import WEBSHOP_SERVER_VAR, game_data
+from tasks.webshop_pages import Pages
 
 MAX_STEPS = 10
-SERVER_VAR = "MINARCHER_WEBSHOP_SERVER"  # how a training script's --webshop_server reaches the env
 PRICE_STEPS = [10.0 * k for k in range(1, 100)]  # goal price limits are multiples of $10, as WebShop's
 # The local shop's kinds of product: {kind, category path, attributes, options: {option: values},
 # price_range}, two per WebShop category. The nouns of a title are the kind's words (WebShop tags
@@ -143,68 +142,6 @@ class LocalShop:
         return [self.products[-i] for s, i in sorted(scored, reverse=True)[:k] if s > 0]
 
 
-class Pages:
-    """The pages of WebShop's site as text and how its buttons move between them. A back end fills
-    in, in `_load`, what the current page shows: `shown` (this page of results), `total`, `item`
-    (title, price_text, options, and `text` on the Description / Features / Reviews pages); and it
-    scores a purchase in `_buy`."""
-
-    SUBPAGES = ("Description", "Features", "Reviews")
-
-    def start(self):
-        self.where, self.query, self.page, self.total, self.shown = "search", "", 1, 0, []
-        self.asin, self.item, self.chosen = None, None, {}
-
-    def buttons(self):
-        if self.where == "results":
-            return ["Back to Search"] + ["< Prev"] * (self.page > 1) + \
-                ["Next >"] * (self.page * self.page_size < self.total) + [r["asin"] for r in self.shown]
-        if self.where == "item":
-            return ["Back to Search", "< Prev", *sum(self.item["options"].values(), []), *self.SUBPAGES, "Buy Now"]
-        return ["Back to Search", "< Prev"] if self.where in self.SUBPAGES else []
-
-    def render(self):
-        if self.where == "search":
-            return "[Search]"
-        if self.where == "results":
-            nav = " ".join(f"[{b}]" for b in self.buttons()[: len(self.buttons()) - len(self.shown)])
-            return "\n".join([nav, f"Page {self.page} (Total results: {self.total})"] +
-                             [f"[{r['asin']}] {r['title']} | {r['price_text']}" for r in self.shown])
-        lines = ["[Back to Search] [< Prev]"]
-        if self.where == "item":
-            lines += [f"{o}: " + " ".join(f"[[{v}]]" if self.chosen.get(o) == v else f"[{v}]" for v in vs)
-                      for o, vs in self.item["options"].items()]
-            lines += [self.item["title"], f"Price: {self.item['price_text']}", "Rating: N.A.",
-                      "[Description] [Features] [Reviews] [Buy Now]"]
-        else:
-            lines.append(self.item["text"])
-        return "\n".join(lines)
-
-    def search(self, query):
-        self.where, self.query, self.page = "results", query, 1
-        self._load()
-
-    def click(self, button):
-        """Follow a button of the current page; returns the score when it was Buy Now, else None."""
-        if button == "Buy Now":
-            return self._buy()
-        if button == "Back to Search":
-            self.where = "search"
-        elif button == "Next >" or (button == "< Prev" and self.where == "results"):
-            self.page += 1 if button == "Next >" else -1
-        elif button == "< Prev":
-            self.where = "results" if self.where == "item" else "item"
-        elif self.where == "results":
-            self.asin, self.chosen, self.where = button, {}, "item"
-        elif button in self.SUBPAGES:
-            self.where = button
-        else:  # an option value: choose it in the option it belongs to
-            self.chosen[next(o for o, vs in self.item["options"].items() if button in vs)] = button
-            return None
-        self._load()
-        return None
-
-
 class LocalSession(Pages):
     """One shopper in the local shop."""
 
@@ -234,12 +171,12 @@ class LocalSession(Pages):
 class WebShop:
     """The shopping game over a back end: the local shop (default) or a WebShop server (`server`)."""
 
-    name, module = "webshop", "webshop"
+    name = "webshop"
 
     def __init__(self, server=None, seed=0, n_goals=1000, goal_offset=0, page_size=10, max_turns=MAX_STEPS):
-        server = server or os.environ.get(SERVER_VAR)
+        server = server or os.environ.get(WEBSHOP_SERVER_VAR)
         if server:
-            from webshop_server import ServerSession, check_server
+            from tasks.webshop_server import ServerSession, check_server
             check_server(server)  # a clear one-line error now, not in the middle of a rollout
             self._new_session = lambda: ServerSession(server)
         else:
@@ -309,6 +246,11 @@ class WebShop:
     def load_dataset(self, path):
         return game_data.load_dataset(path, self)
 
+    @staticmethod
+    def scripted_player(game, noise, seed):
+        """The player of envs.py's datasets: ScriptedShopper, with a mistake at rate `noise`."""
+        return ScriptedShopper(game, noise, seed)
+
 
 # --- a scripted shopper that reads only the observation (so it plays a real server too) ---
 class ScriptedShopper:
@@ -344,17 +286,3 @@ class ScriptedShopper:
                 if hit:
                     return f"click[{max(hit, key=len)}]"
         return "click[Buy Now]" if "[Buy Now]" in obs else "click[Back to Search]"
-
-
-def make_env(name, args=None):
-    return WebShop(server=getattr(args, "server", None))
-
-
-def main(argv=None):
-    """Write data/<env>.json with a scripted player, or print returns per skill (see the docstring)."""
-    return game_data.main(sys.argv[1:] if argv is None else argv, ["webshop"], make_env,
-                          lambda game, noise, seed: ScriptedShopper(game, noise, seed), "webshop")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,14 +1,14 @@
 """Seconds per part of an ArCHer iteration, with and without length buckets (models.length_buckets).
 
-    python bench_speed.py --preset tiny --threads 1                  # CPU, about a minute, no download
-    python bench_speed.py --preset tiny --env guess_city --threads 1
-    python bench_speed.py --env guess_city --device cuda              # GPT-2 actor, RoBERTa critic, GPU
+    python -m benchmarks.bench_speed --preset tiny --threads 1        # CPU, about a minute, no download
+    python -m benchmarks.bench_speed --preset tiny --env guess_city --threads 1
+    python -m benchmarks.bench_speed --env guess_city --device cuda    # GPT-2 actor, RoBERTa critic, GPU
 
 It builds the actor and critic exactly as train_online.py does, fills a replay buffer with the env's
 offline dataset, and times the three things an iteration repeats, on the same batches in both modes:
     sample       actor.sample on `batch_size` buffer states (rollouts and the actor step need it)
-    critic step  train_online.critic_update on `critic_batch_size` transitions (one TD step)
-    actor step   train_online.actor_update on `batch_size` states (fresh samples, PG + KL)
+    critic step  critic.critic_update on `critic_batch_size` transitions (one TD step)
+    actor step   actor.actor_update on `batch_size` states (fresh samples, PG + KL)
 "unbucketed" pads every batch to its longest row (bucket_tokens=0); "bucketed" runs length-sorted
 sub-batches of at most models.default_bucket_tokens(device) tokens. Both give the same values and
 gradients (tests/test_actor.py, tests/test_critic.py): only the time differs. Each cell is the median
@@ -24,14 +24,18 @@ from dataclasses import dataclass, field
 
 import torch
 
-import common
-import train_online
+import build
+import flags
+import runlog
+from actor import actor_update
 from buffer import ReplayBuffer
+from critic import critic_update
 from models import default_bucket_tokens
 
 
 @dataclass
-class Args(train_online.Args):
+class Args(flags.PolicyGradientArgs, flags.CriticArgs, flags.CommonArgs):
+    actor_lr: float = field(default=1e-5, metadata={"help": "actor learning rate (the optimiser the actor step uses)"})
     repeats: int = field(default=5, metadata={"help": "timed calls per cell (the median is reported)"})
     out: str = field(default="", metadata={"help": "also write the results to this JSON file"})
 
@@ -51,17 +55,17 @@ def timed(fn, repeats, device):
 
 
 def main(argv=None):
-    args = common.parse(Args, argv)
+    args = flags.parse(Args, argv)
     if args.repeats < 1:
-        common.fail("--repeats must be at least 1")
-    common.seed_everything(args.seed)
-    env = common.make_env(args)
-    data = common.load_data(args, env)
-    actor = common.build_actor(args, data)
-    reference = common.build_actor(args, data)
+        flags.fail("--repeats must be at least 1")
+    runlog.seed_everything(args.seed)
+    env = build.make_env(args)
+    data = build.load_data(args, env)
+    actor = build.build_actor(args, data)
+    reference = build.build_actor(args, data)
     reference.load_state_dict(actor.state_dict())
-    critic, target = common.build_critic(args, data, actor)
-    buffer = ReplayBuffer(args.capacity, args.gamma)
+    critic, target = build.build_critic(args, data, actor)
+    buffer = ReplayBuffer(gamma=args.gamma)
     buffer.add_episodes(data)
     rng = random.Random(args.seed)
     critic_batch = buffer.sample(args.critic_batch_size, rng)
@@ -70,8 +74,8 @@ def main(argv=None):
     critic_opt = torch.optim.AdamW(critic.parameters(), lr=args.critic_lr)
     parts = {
         "sample": lambda: actor.sample(states),
-        "critic step": lambda: train_online.critic_update(critic, target, actor, critic_opt, critic_batch, args),
-        "actor step": lambda: train_online.actor_update(actor, reference, critic, actor_opt, states, args),
+        "critic step": lambda: critic_update(critic, target, actor, critic_opt, critic_batch, args),
+        "actor step": lambda: actor_update(actor, reference, critic, actor_opt, states, args),
     }
     modes = {"unbucketed": 0, "bucketed": default_bucket_tokens(args.device)}
     seconds = {}

@@ -1,6 +1,6 @@
 """The Guess My City fact sheet and the names in it: what the oracle (city_oracle.py) reads with.
 
-  * CITIES / COUNTRIES: data/cities.json, built by data/build_cities.py from GeoNames,
+  * CITIES / COUNTRIES: data/cities.json, built by build_cities.py from GeoNames,
     countryinfo, pycountry and a curated table (one record per city: country, region, population,
     coast, island, waters, climate group, languages, position in its country...).
   * the vocabulary: every name a question may use for a city, country, first-level region, sea or

