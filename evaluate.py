@@ -50,11 +50,11 @@ def evaluate_policy(policy, env, n_games, greedy=False):
     return envs.summarize(episodes), episodes
 
 
-def diagnose(critic, env, episodes, gamma):
-    """critic.critic_diagnostic on held-out games, under diag/ names (README "Metrics")."""
+def diagnose(critic, env, episodes, gamma, max_states=64):
+    """critic.critic_diagnostic on `max_states` states of held-out games, under diag/ names (README "Metrics")."""
     if not isinstance(env, envs.DialogueEnv):  # it needs a question bank and an oracle
         return {}
-    return {f"diag/{k.replace('rank/', 'rank_')}": v for k, v in critic_diagnostic(critic, env, episodes, gamma).items()
+    return {f"diag/{k.replace('rank/', 'rank_')}": v for k, v in critic_diagnostic(critic, env, episodes, gamma, max_states).items()
             if k != "n_states"}
 
 

@@ -68,6 +68,7 @@ class CriticArgs:
     critic_batch_size: int = field(default=256, metadata={"help": "critic batch size"})
     critic_lr: float = field(default=2e-5, metadata={"help": "critic learning rate"})
     tau: float = field(default=0.1, metadata={"help": "Polyak rate of the target critic"})
+    diag_states: int = field(default=64, metadata={"help": "held-out states the critic diagnostic (diag/* columns) scores per evaluation"})
     critic_joint: bool = field(default=True, metadata={"help": "encode observation and utterance in one sequence for Q (lets Q see repeats)"})
 
 

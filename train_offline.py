@@ -107,7 +107,7 @@ def main(argv=None):
         result, episodes = evaluate_policy(actor, env, args.eval_games)
         greedy, _ = evaluate_policy(actor, env, args.eval_games, greedy=True)
         if critic:
-            stats = {**stats, **diagnose(critic, env, episodes, args.gamma)}
+            stats = {**stats, **diagnose(critic, env, episodes, args.gamma, args.diag_states)}
         log.log({"iteration": iteration, "actor_steps": iteration * args.actor_steps,
                  "trajectories": len(data), "eval_return": result["mean_return"],
                  "eval_success": result["success_rate"], "eval_return_greedy": greedy["mean_return"],

@@ -124,7 +124,7 @@ def main(argv=None):
         result, episodes = evaluate_policy(policy, env, args.eval_games)
         greedy, _ = evaluate_policy(policy, env, args.eval_games, greedy=True)
         if critic:
-            stats = {**stats, **diagnose(critic, env, episodes, args.gamma)}
+            stats = {**stats, **diagnose(critic, env, episodes, args.gamma, args.diag_states)}
         row = {"iteration": iteration, "trajectories": trajectories, "eval_return": result["mean_return"],
                "eval_success": result["success_rate"], "eval_return_greedy": greedy["mean_return"],
                "eval_success_greedy": greedy["success_rate"], "wall_s": wall0 + timer(), **stats}

@@ -51,9 +51,10 @@ def to_record(env, episode):
 
 def save_dataset(path, env, episodes):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path + ".tmp", "w") as f:  # write then rename: a reader never sees half a file
+    tmp = f"{path}.{os.getpid()}.tmp"  # write then rename: a reader never sees half a file, and
+    with open(tmp, "w") as f:  # runs side by side that write the same default dataset do not collide
         json.dump([to_record(env, ep) for ep in episodes], f)
-    os.replace(path + ".tmp", path)
+    os.replace(tmp, path)
 
 
 def load_dataset(path, env):

@@ -19,13 +19,14 @@ import train_online
 ONLINE = ["--preset", "tiny", "--env", "twenty_questions_subset", "--bc_steps", "3", "--rollout_size", "4",
           "--critic_steps", "2", "--actor_steps", "1", "--batch_size", "4", "--critic_batch_size", "8",
           "--warmup_iters", "1", "--eval_every", "1", "--eval_games", "4", "--max_new_tokens", "8",
-          "--threads", "1", "--total_trajectories", "8", "--keep_actors"]
+          "--threads", "1", "--total_trajectories", "8", "--keep_actors", "--diag_states", "8", "--chai_k", "2"]
 PPO = ["--preset", "tiny", "--env", "twenty_questions_subset", "--bc_steps", "3", "--batch_size", "4",
        "--rollout_size", "2", "--minibatch_size", "20", "--ppo_epochs", "1", "--eval_every", "1",
        "--eval_games", "4", "--max_new_tokens", "6", "--threads", "1", "--total_trajectories", "2", "--keep_actors"]
 OFFLINE = ["--preset", "tiny", "--env", "twenty_questions_subset", "--critic_steps", "2", "--actor_steps", "2",
            "--batch_size", "4", "--critic_batch_size", "8", "--eval_every", "1", "--eval_games", "4",
-           "--max_new_tokens", "8", "--bc_steps", "2", "--threads", "1", "--iterations", "2", "--keep_actors"]
+           "--max_new_tokens", "8", "--bc_steps", "2", "--threads", "1", "--iterations", "2", "--keep_actors",
+           "--diag_states", "8"]
 
 
 def rows(out_dir):

@@ -1,22 +1,27 @@
-"""train_online.py end to end: the script itself with a tiny budget, in a subprocess (CleanRL's
-smoke test), for both algorithms, plus exact resume and the one-line errors on bad input."""
+"""train_online.py end to end: the script itself with a tiny budget (in a subprocess once, CleanRL's
+smoke test; in this process for the rest, conftest.run_main) for every algorithm, plus exact resume
+and the one-line errors on bad input."""
 import csv
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
+
+import envs
+import train_online
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A few seconds of work: 4 games per iteration, 2 iterations, tiny models, 4 evaluation games.
 TINY = ["--preset", "tiny", "--env", "twenty_questions_subset", "--bc_steps", "3", "--rollout_size", "4",
         "--critic_steps", "2", "--actor_steps", "1", "--batch_size", "4", "--critic_batch_size", "8",
         "--warmup_iters", "1", "--eval_every", "1", "--eval_games", "4", "--max_new_tokens", "8",
-        "--threads", "1"]
+        "--threads", "1", "--diag_states", "8"]
 
 
-def run(*flags, check=True):
+def run_subprocess(*flags, check=True):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     p = subprocess.run([sys.executable, "train_online.py", *flags], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=600)
@@ -25,17 +30,31 @@ def run(*flags, check=True):
     return p
 
 
+@pytest.fixture
+def run(run_main):
+    """train_online.main(flags) in this process -> .returncode, .stderr, like run_subprocess."""
+    def go(*flags, check=True):
+        code, err = run_main(train_online, *flags)
+        if check:
+            assert code == 0, err[-3000:]
+        return SimpleNamespace(returncode=code, stderr=err)
+    return go
+
+
 def rows(out_dir):
     with open(os.path.join(out_dir, "metrics.csv")) as f:
         return list(csv.DictReader(f))
 
 
 @pytest.mark.parametrize("algo", ["archer", "filtered_bc", "chai"])
-def test_tiny_run_writes_metrics_curve_samples_and_checkpoint(tmp_path, algo):
+def test_tiny_run_writes_metrics_curve_samples_and_checkpoint(tmp_path, run, algo):
     out = str(tmp_path / algo)
     # archer's run also takes the critic warm start and the leave-one-out actor baseline
     warm = ["--critic_pretrain_steps", "2", "--actor_samples", "2"] if algo == "archer" else []
-    p = run(*TINY, "--algo", algo, "--total_trajectories", "8", "--out_dir", out, *warm)
+
+    # archer's is the script exactly as a user runs it, in a subprocess
+    k = ["--chai_k", "2"] if algo == "chai" else []  # two candidates per turn exercise the ranking as five do
+    p = (run_subprocess if algo == "archer" else run)(*TINY, "--algo", algo, "--total_trajectories", "8", "--out_dir", out, *warm, *k)
     assert ("critic warm start" in p.stderr) == bool(warm)
     r = rows(out)
     assert [int(float(x["trajectories"])) for x in r] == [0, 4, 8]  # the BC start, then each iteration
@@ -54,7 +73,7 @@ def test_tiny_run_writes_metrics_curve_samples_and_checkpoint(tmp_path, algo):
 
 
 @pytest.mark.parametrize("extra", [[], ["--sil_coef", "1"]], ids=["archer", "self_imitation"])
-def test_resume_continues_exactly(tmp_path, extra):
+def test_resume_continues_exactly(run, tmp_path, extra):
     straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
     run(*TINY, *extra, "--total_trajectories", "12", "--out_dir", straight)
     run(*TINY, *extra, "--total_trajectories", "8", "--out_dir", split)
@@ -67,7 +86,7 @@ def test_resume_continues_exactly(tmp_path, extra):
     assert any(x.get("actor/sil_loss") for x in a) == bool(extra)  # the imitation term ran
 
 
-def test_resume_after_a_kill_between_buffer_and_checkpoint_saves(tmp_path):
+def test_resume_after_a_kill_between_buffer_and_checkpoint_saves(run, tmp_path):
     # A kill after the buffer of iteration k+1 is written but before its checkpoint: the folder
     # then holds the new buffer beside the old checkpoint. Resume must use the old pair and so
     # still continue exactly; afterwards only the buffer the checkpoint names is kept.
@@ -84,7 +103,7 @@ def test_resume_after_a_kill_between_buffer_and_checkpoint_saves(tmp_path):
     assert sorted(f for f in os.listdir(split) if f.startswith("buffer")) == ["buffer-3.pt"]
 
 
-def test_resume_from_the_bc_start_logs_it_once(tmp_path):
+def test_resume_from_the_bc_start_logs_it_once(run, tmp_path):
     # A run stopped before its first iteration ends resumes from the iteration-0 checkpoint; the
     # BC start's row is already in metrics.csv and must not be evaluated and written again.
     out = str(tmp_path / "run")
@@ -109,13 +128,19 @@ def test_resume_from_the_bc_start_logs_it_once(tmp_path):
     (["--algo", "filtered_bc", "--sil_coef", "1"], "--sil_coef 1.0 needs --algo archer"),
     (["--actor_loss", "awr", "--token_baseline"], "takes no --token_baseline"),
 ])
-def test_bad_input_is_one_line_and_exit_2(flags, message):
+def test_bad_input_is_one_line_and_exit_2(run, flags, message):
     p = run(*TINY, *flags, check=False)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert message in p.stderr.strip().splitlines()[-1]
 
 
-def test_critic_lm_actor_starts_the_critic_from_the_bc_actor(tmp_path):
+def test_bad_input_in_the_script_itself_is_one_line_without_a_traceback():
+    p = run_subprocess(*TINY, "--env", "chess", check=False)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines() == ["error: unknown env 'chess'; valid names: " + ", ".join(sorted(envs.REGISTRY))]
+
+
+def test_critic_lm_actor_starts_the_critic_from_the_bc_actor(run, tmp_path):
     # No critic steps: the checkpoint's critic encoder must still be the BC actor's body, copied
     # after BC (not the random actor it started as), and the actor trains apart from it.
     out = str(tmp_path / "run")
@@ -131,7 +156,7 @@ def test_critic_lm_actor_starts_the_critic_from_the_bc_actor(tmp_path):
     assert not all(torch.equal(actor[k], enc[k]) for k in enc)  # one actor step moved the actor only
 
 
-def test_webshop_runs_through_the_same_loop(tmp_path):
+def test_webshop_runs_through_the_same_loop(run, tmp_path):
     # WebShop's observations are pages, not dialogues: the loop, the tiny tokenizer's corpus and
     # the sample log must not assume a question game.
     out = str(tmp_path / "webshop")

@@ -1,0 +1,34 @@
+"""Shared by every test file. The README's test command runs two pytest-xdist workers on two
+cores, so each worker's torch gets one thread. `run_main` runs an entry script's main() in this
+process: a subprocess pays several seconds of imports per call, so each script keeps one smoke
+test in a subprocess (the script exactly as a user runs it) and the rest call main() here."""
+import os
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing a test runs may download
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def run_main(monkeypatch, capsys):
+    """run_main(module, *flags) -> (exit code, stderr): module.main(flags) from the repository
+    root; the environment variables the flags set (--game_file, --webshop_server) are restored."""
+    monkeypatch.chdir(ROOT)
+
+    def run(module, *flags):
+        saved = dict(os.environ)
+        try:
+            module.main(list(flags))
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        return code, capsys.readouterr().err
+    return run
