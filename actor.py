@@ -7,7 +7,8 @@ advantage A(s, a) = min(Q1, Q2)(s, a) - min(V1, V2)(s). Everything here is about
 log pi(a|s) exactly, and sampling a exactly from pi, because REINFORCE is only right when both are.
 
 The conventions (core_api.md): the prompt is the observation string (it ends with "\\n"); an utterance
-is one line; the model ends it by emitting "\\n" (or EOS), so log-probs are of `utterance + "\\n"`.
+is one line; the model ends it by emitting "\\n" (or EOS), so log-probs are of `utterance + "\\n"`
+(departure 10: the actor learns to stop).
 
 Run the tests:  python -m pytest -q tests/test_actor.py
 """
@@ -250,7 +251,7 @@ class Actor(nn.Module):
 
 
 # --- ArCHer actor loss (paper Sec. 4, token-level policy gradient with the utterance advantage) ---
-def pg_loss(logp, mask, advantages, baseline=None, baseline_coef=1.0):
+def pg_loss(logp, mask, advantages, baseline=None, baseline_coef=1.0):  # departure 9: the baseline
     """REINFORCE within an utterance: -mean_i [ sum_t (A_i - b_it) * log pi(a_it | s_i, a_i<t) ].
 
     logp (B, T) and mask (B, T) from Actor.token_log_probs; advantages (B,) from the critic (held
@@ -290,7 +291,7 @@ def awr_weights(adv, beta=1.0, max_weight=20.0):
     return torch.exp(beta * adv.detach()).clamp(max=max_weight)  # exp overflow -> inf -> max_weight
 
 
-# --- anchor to the behaviour-cloned policy (not in the paper; see README "departures") ---
+# --- departure 2: an anchor to the behaviour-cloned policy (not in the paper; docs/departures.md) ---
 def kl_to_reference(actor, reference, observations, utterances, truncated=None, per="token", ids=None):
     """Exact KL(pi || pi_ref) of the next-token distributions at the utterances' tokens, reduced
     per="token": averaged over every token of the batch, or per="utterance": summed over each
@@ -335,17 +336,16 @@ def actor_update(actor, reference, critic, opt, obs, args, imitate=None):
         # `cut` marks run-ons, which the critic's advantage penalises below.
         cut, ids = actor.last_truncated, actor.last_ids
         truncated = torch.tensor(cut, dtype=torch.float32, device=args.device)
-        if k > 1:  # baseline: the state's other samples under min Q (see leave_one_out_advantages)
+        if k > 1:  # departure 7: the state's other samples under min Q as baseline (leave_one_out_advantages)
             adv = leave_one_out_advantages(torch.minimum(*critic.q(obs, acts)), k)
         else:
             adv = advantage(*critic(obs, acts))                  # (B,) A = min Q - min V
         raw_mean, raw_std = adv.mean().item(), adv.std(unbiased=False).item()  # with k > 1 the mean is 0 by construction
-        if args.normalize_adv:
+        if args.normalize_adv:  # departure 3
             adv = normalize_advantages(adv)
-        adv = adv - args.truncation_penalty * truncated          # run-ons have no "\n" to reinforce
+        adv = adv - args.truncation_penalty * truncated          # departure 2: run-ons have no "\n" to reinforce
     if getattr(args, "actor_loss", "pg") == "awr":  # (train_offline's iql_reinforce has no such flag)
-        # Weighted regression on the policy's own samples (not in the paper online; README
-        # "departures"): no sample is pushed down, so probability mass moves towards the better
+        # departure 14: weighted regression on the policy's own samples (not in the paper online): no sample is pushed down, so probability mass moves towards the better
         # samples and never to whatever is left over when a sampled utterance is pushed away.
         adv = awr_weights(adv, args.awr_beta)                    # (B,) exp(beta * A) > 0
     logp, mask, hidden = actor.token_log_probs(obs, acts, return_hidden=args.token_baseline, ids=ids)  # (B, T) x2, (B, T, H)
@@ -357,7 +357,7 @@ def actor_update(actor, reference, critic, opt, obs, args, imitate=None):
     if args.kl_coef > 0:
         loss = loss + args.kl_coef * kl
     stats = {}
-    if imitate:  # self-imitation (Oh et al. 2018; not in the paper, README "departures")
+    if imitate:  # departure 15: self-imitation (Oh et al. 2018; not in the paper)
         sil = -actor.log_prob(*map(list, zip(*imitate)), reduce="mean").mean()  # filtered BC's loss
         loss, stats["actor/sil_loss"] = loss + args.sil_coef * sil, sil.item()
     opt.zero_grad()

@@ -102,7 +102,7 @@ class ReplayBuffer:
     def save(self, path):
         """Plain Python containers through torch.save: loads with weights_only=True (no pickle of
         arbitrary objects), so a checkpoint folder can be opened safely. (train_online.py writes
-        the same state dict with common.save_checkpoint, which is atomic.)"""
+        the same state dict with runlog.save_checkpoint, which is atomic.)"""
         torch.save(self.state_dict(), path)
 
     @classmethod

@@ -61,13 +61,13 @@ def build_actor(args, episodes):
 
 
 def build_critic(args, episodes, actor=None):
-    """The double critic on `args.critic_lm`. critic_lm "actor" (not in the paper; README
-    "departures"): the encoder starts as a copy of the actor's transformer body, as it is when this
+    """The double critic on `args.critic_lm`. critic_lm "actor" (departure 13, not in the
+    paper): the encoder starts as a copy of the actor's transformer body, as it is when this
     is called, with the actor's tokenizer (train_online.py: after BC; train_offline.py: before
     any BC, so only the architecture and tokenizer are shared). The paper's critic reads text through a
     pretrained RoBERTa; a critic trained from scratch has no such prior, and the BC actor is the
     one model here that has already learnt to read these dialogues."""
-    if args.critic_lm == "actor":
+    if args.critic_lm == "actor":  # departure 13
         assert actor is not None, "critic_lm 'actor' copies the actor: pass it"
         tok, enc = actor.tokenizer, copy.deepcopy(actor.model.base_model)  # GPT-2: its .transformer
         enc.requires_grad_(True)

@@ -73,7 +73,7 @@ class DoubleCritic(nn.Module):
         return out[torch.argsort(torch.tensor(order, device=device))]              # input order
 
     def _q_input(self, observations, actions, h_obs):
-        if self.joint:
+        if self.joint:  # departure 4: Q reads the utterance inside its dialogue, one sequence
             return self.embed([o + a for o, a in zip(observations, actions)])
         return torch.cat([h_obs, self.embed(actions)], dim=-1)
 
@@ -108,7 +108,7 @@ def mixed_target(td, mc_return, weight):
     (Bellemare et al. 2016's "mixed Monte Carlo" target). weight 0 is the paper's pure TD. The MC
     part is the behaviour policy's return, so it is biased towards old policies, but it carries the
     real outcome in one step where TD needs ~20 turns of bootstrapping, and the critic cannot
-    drift away from it on states the buffer has seen (not in the paper: README "departures")."""
+    drift away from it on states the buffer has seen (departure 8, not in the paper)."""
     return (1.0 - weight) * td + weight * mc_return
 
 
@@ -176,7 +176,7 @@ def critic_update(critic, target, policy, opt, batch, args):
     with torch.no_grad():
         tv1, tv2 = target.v(batch["next_obs"])                          # (B,), (B,)
         y1, y2 = td_target(reward, done, tv1, args.gamma), td_target(reward, done, tv2, args.gamma)
-        if getattr(args, "mc_mix", 0) > 0:  # train_online's --mc_mix (not in the paper): anchor Q to
+        if getattr(args, "mc_mix", 0) > 0:  # departure 8, train_online's --mc_mix: anchor Q to
             # the return the logged game really got
             g = torch.tensor(batch["mc_return"], dtype=torch.float32, device=args.device)  # (B,)
             y1, y2 = mixed_target(y1, g, args.mc_mix), mixed_target(y2, g, args.mc_mix)
@@ -186,7 +186,7 @@ def critic_update(critic, target, policy, opt, batch, args):
     return critic_step(critic, target, opt, q_loss(q1, q2, y1, y2), v_loss(v1, v2, tq1, tq2), q1, args.tau)
 
 
-# --- critic warm start (not in the paper; README "departures"): Monte-Carlo regression on the data ---
+# --- departure 6: a critic warm start (not in the paper), Monte-Carlo regression on the data ---
 def critic_pretrain_update(critic, target, opt, batch, args):
     """Q_i(s, a) and V_i(s) <- G, the discounted return the offline game actually got from s on.
     That is Q and V of the data's player, not of pi, but it is a target with the whole game's

@@ -51,7 +51,7 @@ def evaluate_policy(policy, env, n_games, greedy=False):
 
 
 def diagnose(critic, env, episodes, gamma, max_states=64):
-    """critic.critic_diagnostic on `max_states` states of held-out games, under diag/ names (README "Metrics")."""
+    """critic.critic_diagnostic on `max_states` states of held-out games, under diag/ names (README, metrics.csv)."""
     if not isinstance(env, envs.DialogueEnv):  # it needs a question bank and an oracle
         return {}
     return {f"diag/{k.replace('rank/', 'rank_')}": v for k, v in critic_diagnostic(critic, env, episodes, gamma, max_states).items()

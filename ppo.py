@@ -19,7 +19,7 @@ step of one long token-level episode, and throws the games away after `ppo_epoch
 
 Discounting only at utterance boundaries makes the token-level return equal to the utterance-level
 return ArCHer's critic estimates (gamma per turn), so both methods optimise the same objective;
-lambda is per token as in common LM PPO. See README "Metrics" for the ppo/* columns.
+lambda is per token as in common LM PPO. docs/departures.md (11) lists the ppo/* columns; departure 11 is this file.
 """
 import os
 import random

@@ -11,7 +11,7 @@ from a replay buffer, and a token-level actor learned by policy gradient on the 
 Each iteration: collect `rollout_size` games with the current actor -> replay buffer; take
 `critic_steps` TD steps on buffer batches; after `warmup_iters` critic-only iterations, take
 `actor_steps` policy-gradient steps on buffer states with freshly sampled utterances. Every
-`eval_every` iterations: evaluate on fixed games, log, checkpoint. See README "Metrics".
+`eval_every` iterations: evaluate on fixed games, log, checkpoint. See README, "The algorithm, and the names in metrics.csv".
 """
 import os
 import random
@@ -108,7 +108,7 @@ def main(argv=None):
         rng.setstate(state["rng_loop"])
         runlog.set_rng_state(state["rng"])
     else:
-        if args.prefill and critic:  # filtered BC imitates its own games only
+        if args.prefill and critic:  # departure 5 (filtered BC imitates its own games only)
             buffer.add_episodes(data)
         if critic and args.critic_pretrain_steps:
             offline = buffer  # the prefilled buffer holds exactly the offline games here

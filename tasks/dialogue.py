@@ -65,6 +65,7 @@ class DialogueEnv:
 
     # --- the oracle: a pure function of (secret, question) ---
     def answer(self, secret, question):
+        # departure 1: a knowledge-base oracle, deterministic, instead of the paper's FLAN-T5
         text = clean_utterance(question)
         return self._oracle(secret, text) if is_plausible_question(text) else self.invalid_answer
 

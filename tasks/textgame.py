@@ -3,7 +3,7 @@
 The paper's Detective task (Zhou et al. 2024) is a z-machine game, played here through Jericho:
 
     observation = the room (what `look` prints), the inventory, the game's last output and the
-                  list of valid actions (plus the step and the score, see README "departures")
+                  list of valid actions (plus the step and the score: departure 12)
     action      = the first line of the utterance, one parser command
     reward      = the score the command gained (Detective: 350 more points after the 10 it starts with)
     done        = the game is over (won or lost), the maximum score is reached, or 50 steps passed
