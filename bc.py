@@ -4,6 +4,8 @@ The actor maximises log p(utterance | observation) over the dataset's (observati
 pairs. train_online.py clones before RL (and its filtered BC baseline keeps cloning the best games
 so far); train_offline.py's bc and filtered_bc rows are this alone, and its AWR rows weigh each
 pair by exp(beta * A) through `weight_fn`.
+
+Tested through the scripts: python -m pytest -q tests/test_train_offline.py tests/test_train_online.py
 """
 import numpy as np
 import torch

@@ -3,6 +3,8 @@
 One place for every script (train_online.py, train_offline.py, ppo.py, evaluate.py and the
 benchmarks), so a run is rebuilt exactly as it was trained. A missing model, game file or a
 malformed dataset ends in one line on stderr (flags.fail), not in a traceback.
+
+Tested through the scripts: python -m pytest -q tests/test_models.py tests/test_evaluate.py
 """
 import copy
 import os

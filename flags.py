@@ -5,6 +5,8 @@ CommonArgs (env, models, budget, run folder), CriticArgs (the utterance-level cr
 PolicyGradientArgs (ArCHer's actor update). `parse` reads them with transformers.HfArgumentParser,
 so `python train_online.py --help` lists every flag with its doc; a preset's values are defaults
 that explicit flags override; bad flags end in one line on stderr and exit code 2 (`fail`).
+
+Tested through the scripts: python -m pytest -q tests/test_train_online.py -k bad_input
 """
 import os
 import sys

@@ -7,6 +7,8 @@ exactly (model and optimiser states, RNG states, counters, the flags).
         curve.png      eval return against trajectories (offline: actor steps)
         samples.txt    three evaluation games per row, as text
         checkpoint.pt  everything --resume needs; bc.pt the BC start; actors/ with --keep_actors
+
+Tested by the exact-resume tests: python -m pytest -q tests/test_train_online.py -k resume
 """
 import csv
 import dataclasses

@@ -8,6 +8,8 @@ knowledge base, and the LMRL-Gym JSON dataset format.
 
 Reached through envs.py (make, play, the dataset command line); nothing here imports it back.
 Standard library only.
+
+Run the tests:  python -m pytest -q tests/test_envs.py tests/test_twenty_questions.py tests/test_guess_city.py
 """
 import copy
 import json
@@ -177,11 +179,31 @@ def to_record(env, episode):
 
 
 def save_dataset(path, env, episodes):
+    write_records(path, [to_record(env, ep) for ep in episodes], indent=0)
+
+
+def write_records(path, records, indent=None):
+    """A JSON list of game records, written whole: to a temporary file, then renamed, so a reader
+    never sees half a file, and runs side by side that write the same dataset do not collide."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"  # write then rename: a reader never sees half a file, and
-    with open(tmp, "w") as f:  # runs side by side that write the same default dataset do not collide
-        json.dump([to_record(env, ep) for ep in episodes], f, indent=0)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(records, f, indent=indent)
     os.replace(tmp, path)
+
+
+def read_records(path, env, what="LMRL-Gym records"):
+    """The JSON list of game records at `path`; DatasetError (one line, what to do) when the file
+    is missing or is not a JSON list."""
+    if not os.path.exists(path):
+        raise DatasetError(f"dataset {path!r} not found; write one with: python envs.py --env {env.name}")
+    try:
+        with open(path) as f:
+            records = json.load(f)
+        assert isinstance(records, list)
+    except (json.JSONDecodeError, AssertionError, UnicodeDecodeError) as e:
+        raise DatasetError(f"dataset {path!r} is not a JSON list of {what} ({e})") from None
+    return records
 
 
 class DatasetError(ValueError):
@@ -194,14 +216,7 @@ def load_dataset(path, env):
     Each conversation line is "<question> <answer>"; the question ends at its first '? ' (real
     data puts a '?' inside answers but rarely inside questions). Rewards follow the paper: -1 per
     turn, 0 on the last turn of a dialogue marked done (the guess was right)."""
-    if not os.path.exists(path):
-        raise DatasetError(f"dataset {path!r} not found; write one with: python envs.py --env {env.name}")
-    try:
-        with open(path) as f:
-            records = json.load(f)
-        assert isinstance(records, list)
-    except (json.JSONDecodeError, AssertionError, UnicodeDecodeError) as e:
-        raise DatasetError(f"dataset {path!r} is not a JSON list of LMRL-Gym records ({e})") from None
+    records = read_records(path, env)
     episodes = []
     for n, rec in enumerate(records):
         if not isinstance(rec, dict) or not isinstance(rec.get("conversation"), list) or not rec["conversation"]:

@@ -12,10 +12,7 @@ file is still one JSON list of game records, LMRL-Gym style:
 
 envs.py's command line writes them (`python envs.py --env detective`).
 """
-import json
-import os
-
-from tasks.dialogue import DatasetError
+from tasks.dialogue import DatasetError, read_records, write_records
 
 
 def play_scripted(env, make_player, n_games, seed=0, secrets=None):
@@ -50,24 +47,13 @@ def to_record(env, episode):
 
 
 def save_dataset(path, env, episodes):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"  # write then rename: a reader never sees half a file, and
-    with open(tmp, "w") as f:  # runs side by side that write the same default dataset do not collide
-        json.dump([to_record(env, ep) for ep in episodes], f)
-    os.replace(tmp, path)
+    write_records(path, [to_record(env, ep) for ep in episodes])
 
 
 def load_dataset(path, env):
     """Read a file written by save_dataset into the episode dicts of envs.play. Raises
     DatasetError (one line, says what is wrong) for a missing or malformed file."""
-    if not os.path.exists(path):
-        raise DatasetError(f"dataset {path!r} not found; write one with: python envs.py --env {env.name}")
-    try:
-        with open(path) as f:
-            records = json.load(f)
-        assert isinstance(records, list)
-    except (json.JSONDecodeError, AssertionError, UnicodeDecodeError) as e:
-        raise DatasetError(f"dataset {path!r} is not a JSON list of game records ({e})") from None
+    records = read_records(path, env, "game records")
     episodes = []
     for n, rec in enumerate(records):
         turns = rec.get("turns") if isinstance(rec, dict) else None

@@ -172,3 +172,26 @@ def test_every_question_game_plays_scripted_games_to_the_end(name, tmp_path):
     envs.save_dataset(path, env, a)
     back = envs.load_dataset(path, env)
     assert [(e["secret"], e["return"], e["success"]) for e in back] == [(e["secret"], e["return"], e["success"]) for e in a]
+
+
+# --- the one dataset command for every env (python envs.py) ---
+@pytest.mark.parametrize("name", ["twenty_questions_subset", "webshop"])
+def test_dataset_command_writes_what_read_dataset_loads_back(tmp_path, capsys, name):
+    out = str(tmp_path / f"{name}.json")
+    assert envs.main(["--env", name, "--n_games", "6", "--seed", "3", "--out", out]) == 0
+    assert f"wrote 6 games to {out}" in capsys.readouterr().out
+    env = envs.make(name)
+    back = envs.read_dataset(out, env)
+    played = envs.scripted_episodes(env, "mediocre", 6, seed=3)  # the same player, the same seeds
+    assert [ep["secret"] for ep in back] == [ep["secret"] for ep in played]
+    assert [[t["action"] for t in ep["transitions"]] for ep in back] == \
+        [[t["action"] for t in ep["transitions"]] for ep in played]
+    assert [ep["return"] for ep in back] == pytest.approx([ep["return"] for ep in played])
+
+
+def test_dataset_command_stats_and_bad_input(capsys):
+    assert envs.main(["--env", "twenty_questions_subset", "--stats", "--n_games", "20"]) == 0
+    table = capsys.readouterr().out
+    assert all(f"| twenty_questions_subset | {s} |" in table for s in envs.SKILLS)
+    assert envs.main(["--env", "chess"]) == 2 and "unknown env 'chess'" in capsys.readouterr().err
+    assert envs.main(["--env", "webshop", "--skill", "clumsy"]) == 2
