@@ -386,6 +386,11 @@ if __name__ == "__main__":
     secret = env.resolve(sys.argv[sys.argv.index("--secret") + 1]) if "--secret" in sys.argv else None
     print(env.reset(secret=secret, seed=random.randrange(10**6)), end="")
     while not env.done:
-        obs, reward, done, info = env.step(input("> "))
+        try:
+            question = input("> ")
+        except (EOFError, KeyboardInterrupt):  # Ctrl-D / Ctrl-C: quit quietly
+            print()
+            break
+        obs, reward, done, info = env.step(question)
         print(info["answer"])
     print(f"the object was {env.secret}; {env.turn} turns")
