@@ -59,6 +59,10 @@ class Args(flags.CommonArgs):
                         "paper": dict(rollout_size=128, minibatch_size=64, ppo_epochs=4, eval_every=10,
                                       total_trajectories=200000)}
 
+    def __post_init__(self):  # a bad flag: one line on stderr, exit 2 (flags.fail)
+        if self.algo != "ppo":
+            flags.fail(f"unknown --algo {self.algo!r}; ppo.py only runs ppo")
+
 
 # --- the two pieces of math, pure and unit-tested (tests/test_ppo.py) ---
 def gae(rewards, values, dones, gamma, lam):
@@ -216,9 +220,7 @@ def load_bc(actor, path, device):
 
 
 def main(argv=None):
-    args = flags.parse(Args, argv)
-    if args.algo != "ppo":
-        flags.fail(f"unknown --algo {args.algo!r}; ppo.py only runs ppo")
+    args = flags.parse(Args, argv)  # checked by Args.__post_init__ and flags.parse
     ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
     runlog.seed_everything(args.seed)
     env = build.make_env(args)  # a missing game file is a one-line error, as in train_online.py

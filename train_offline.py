@@ -48,6 +48,10 @@ class Args(flags.PolicyGradientArgs, flags.CriticArgs, flags.CommonArgs):
     max_weight: float = field(default=20.0, metadata={"help": "AWR weights are clipped here"})
     filter_top: float = field(default=0.1, metadata={"help": "filtered_bc: fraction of the best dialogues kept"})
 
+    def __post_init__(self):  # a bad flag: one line on stderr, exit 2 (flags.fail)
+        if self.algo not in ALGOS:
+            flags.fail(f"unknown --algo {self.algo!r}; choose one of {', '.join(ALGOS)}")
+
     # Offline runs have no rollouts: more actor steps per iteration, a budget in iterations. The
     # tiny rows learn from scratch, so their actor rate is the BC rate of train_online's tiny start.
     preset_overrides = {"tiny": dict(iterations=20, critic_steps=20, actor_steps=30, eval_every=4, bc_steps=300,
@@ -56,9 +60,7 @@ class Args(flags.PolicyGradientArgs, flags.CriticArgs, flags.CommonArgs):
 
 
 def main(argv=None):
-    args = flags.parse(Args, argv)
-    if args.algo not in ALGOS:
-        flags.fail(f"unknown --algo {args.algo!r}; choose one of {', '.join(ALGOS)}")
+    args = flags.parse(Args, argv)  # checked by Args.__post_init__ and flags.parse
     ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
     runlog.seed_everything(args.seed)
     env = build.make_env(args)

@@ -49,17 +49,19 @@ class Args(flags.PolicyGradientArgs, flags.CriticArgs, flags.CommonArgs):
     sil_coef: float = field(default=0.0, metadata={"help": "archer: weight of a self-imitation term, BC on the top filter_top of the actor's own games so far, added to the actor loss (0 = off, as in the paper)"})
     critic_pretrain_steps: int = field(default=0, metadata={"help": "archer/chai: steps regressing Q and V on the offline games' Monte-Carlo returns before RL (0 = off, as in the paper)"})
 
+    def __post_init__(self):  # bad flags: one line on stderr, exit 2 (flags.fail)
+        if self.algo not in ("archer", "filtered_bc", "chai"):
+            flags.fail(f"unknown --algo {self.algo!r}; choose archer, filtered_bc or chai")
+        if self.actor_loss not in ("pg", "awr"):
+            flags.fail(f"unknown --actor_loss {self.actor_loss!r}; choose pg or awr")
+        if self.sil_coef < 0 or (self.sil_coef > 0 and self.algo != "archer"):
+            flags.fail(f"--sil_coef {self.sil_coef} needs --algo archer and a weight >= 0")
+        if self.actor_loss == "awr" and (self.token_baseline or self.actor_samples > 1):
+            flags.fail("--actor_loss awr weights whole utterances: it takes no --token_baseline or --actor_samples")
+
 
 def main(argv=None):
-    args = flags.parse(Args, argv)
-    if args.algo not in ("archer", "filtered_bc", "chai"):
-        flags.fail(f"unknown --algo {args.algo!r}; choose archer, filtered_bc or chai")
-    if args.actor_loss not in ("pg", "awr"):
-        flags.fail(f"unknown --actor_loss {args.actor_loss!r}; choose pg or awr")
-    if args.sil_coef < 0 or (args.sil_coef > 0 and args.algo != "archer"):
-        flags.fail(f"--sil_coef {args.sil_coef} needs --algo archer and a weight >= 0")
-    if args.actor_loss == "awr" and (args.token_baseline or args.actor_samples > 1):
-        flags.fail("--actor_loss awr weights whole utterances: it takes no --token_baseline or --actor_samples")
+    args = flags.parse(Args, argv)  # checked by Args.__post_init__ and flags.parse
     ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
     runlog.seed_everything(args.seed)
     env = build.make_env(args)

@@ -12,7 +12,7 @@
 #                       run(command="bash .dev/gpu_guess_city.sh run", carry=[".gpu/b", "data/guess_city.json"], timeout_s=590)
 #
 # `run` writes metrics, samples and curves of both methods to $OUT (gpu_guess_city.tar.gz).
-# Sizes are set by env variables so the same script fits the device time a session has:
+# Sizes are set by env variables so the same script fits the device time available:
 # BC_STEPS, BUDGET (games per method), ROLLOUT, WALL (seconds per method), EVAL_GAMES, and EXTRA
 # (more train_online.py flags). Any CUDA machine with the two wheels installed can run
 # `bash .dev/gpu_guess_city.sh train` directly.

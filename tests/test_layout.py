@@ -100,5 +100,5 @@ def test_the_readme_is_a_front_page_whose_commands_all_name_something_that_runs(
 
 @pytest.mark.parametrize("path", ["README.md"] + [os.path.join("docs", f) for f in sorted(os.listdir(os.path.join(ROOT, "docs")))
                                                   if f.endswith(".md")])
-def test_numbers_are_dated_by_commit_not_by_working_session(path):
+def test_numbers_are_dated_by_commit(path):
     assert not re.search(r"\bsessions?\b", open(os.path.join(ROOT, path)).read(), re.I)
