@@ -27,7 +27,7 @@ def load_data(args, env):
     """The env's offline dataset; the scripted default is generated (deterministically) if missing.
     Question games use LMRL-Gym lines; the text games and WebShop their own format (envs.py)."""
     if not os.path.exists(args.dataset) and args.dataset == envs.default_dataset_path(args.env):
-        n = 2000 if envs.is_dialogue(env) else 500  # a text game turn costs ~0.5 s (valid actions)
+        n = envs.default_n_games(env)
         print(f"writing the default dataset {args.dataset} (scripted 'mediocre' player, {n} games)")
         try:
             envs.write_dataset(env, args.dataset, n, progress=True)

@@ -108,6 +108,12 @@ def summarize(episodes):
             "success_rate": sum(e["success"] for e in episodes) / n, "n": len(episodes)}
 
 
+def default_n_games(env):
+    """Games in a scripted dataset unless asked otherwise: a text game turn costs ~0.5 s (its valid
+    actions), a question game turn microseconds."""
+    return 2000 if is_dialogue(env) else 500
+
+
 def default_dataset_path(env_name):
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"{env_name}.json")
 
@@ -161,7 +167,7 @@ def main(argv=None):
     except (ValueError, OSError, ConnectionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    n = args.n_games or (2000 if is_dialogue(env) else 500)  # a text game turn costs ~0.5 s
+    n = args.n_games or default_n_games(env)
     if args.stats:
         print("| env | skill | mean return | success rate | games |\n|---|---|---|---|---|")
         for name in SKILLS:

@@ -3,6 +3,7 @@ cores, so each worker's torch gets one thread. `run_main` runs an entry script's
 process: a subprocess pays several seconds of imports per call, so each script keeps one smoke
 test in a subprocess (the script exactly as a user runs it) and the rest call main() here."""
 import os
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -16,8 +17,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 @pytest.fixture
 def run_main(monkeypatch, capsys):
-    """run_main(module, *flags) -> (exit code, stderr): module.main(flags) from the repository
-    root; the environment variables the flags set (--game_file, --webshop_server) are restored."""
+    """run_main(module, *flags) -> .returncode and .stderr, like subprocess.run's result:
+    module.main(flags) from the repository root; the environment variables the flags set
+    (--game_file, --webshop_server) are restored."""
     monkeypatch.chdir(ROOT)
 
     def run(module, *flags):
@@ -30,5 +32,5 @@ def run_main(monkeypatch, capsys):
         finally:
             os.environ.clear()
             os.environ.update(saved)
-        return code, capsys.readouterr().err
+        return SimpleNamespace(returncode=code, stderr=capsys.readouterr().err)
     return run

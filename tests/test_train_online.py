@@ -5,7 +5,6 @@ import csv
 import os
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -34,10 +33,10 @@ def run_subprocess(*flags, check=True):
 def run(run_main):
     """train_online.main(flags) in this process -> .returncode, .stderr, like run_subprocess."""
     def go(*flags, check=True):
-        code, err = run_main(train_online, *flags)
+        p = run_main(train_online, *flags)
         if check:
-            assert code == 0, err[-3000:]
-        return SimpleNamespace(returncode=code, stderr=err)
+            assert p.returncode == 0, p.stderr[-3000:]
+        return p
     return go
 
 
