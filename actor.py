@@ -67,23 +67,27 @@ class Actor(nn.Module):
         ids = self.tokenizer(observation).input_ids[-self.max_prompt_tokens:]  # keep latest turns
         return ids or [self._start_id()]
 
-    def _pair_ids(self, observation, utterance, ended=True):
-        """-> (prompt ids, utterance ids) for the text observation + utterance + "\\n" (no "\\n"
-        when ended=False: a truncated sample, whose "\\n" the model never chose).
+    def pair_ids(self, observations, utterances, ended=None):
+        """-> one (prompt ids, utterance ids) per observation + utterance + "\\n" (no "\\n" where
+        ended[i] is False: a truncated sample, whose "\\n" the model never chose).
 
-        The pair is tokenized as ONE string and split where the characters of the utterance begin
+        Each pair is tokenized as ONE string and split where the characters of the utterance begin
         (character offsets), not tokenized in two pieces: a SentencePiece tokenizer (Llama,
         Mistral) would give a lone "Is" a leading-space token "▁Is" that the model never samples
-        after a newline. Special tokens the tokenizer adds at the end (an EOS) are dropped."""
-        text = observation + utterance + ("\n" if ended or not utterance else "")
-        enc = self.tokenizer(text, return_offsets_mapping=True)
-        cut = len(observation)
-        # A token belongs to the utterance if it ends past the prompt; special tokens span (0, 0).
-        in_utt = [end > cut and end > start for start, end in enc.offset_mapping]
-        first = in_utt.index(True)
-        last = len(in_utt) - 1 - in_utt[::-1].index(True)
-        prompt = enc.input_ids[:first][-self.max_prompt_tokens:] or [self._start_id()]
-        return prompt, enc.input_ids[first:last + 1]
+        after a newline. Special tokens the tokenizer adds at the end (an EOS) are dropped. One
+        batched call of the (Rust) tokenizer for the whole list."""
+        ended = [True] * len(utterances) if ended is None else ended
+        texts = [o + u + ("\n" if e or not u else "") for o, u, e in zip(observations, utterances, ended)]
+        enc = self.tokenizer(texts, return_offsets_mapping=True) if texts else {"input_ids": [], "offset_mapping": []}
+        pairs = []
+        for obs, ids, offsets in zip(observations, enc["input_ids"], enc["offset_mapping"]):
+            cut = len(obs)
+            # A token belongs to the utterance if it ends past the prompt; special tokens span (0, 0).
+            in_utt = [end > cut and end > start for start, end in offsets]
+            first = in_utt.index(True)
+            last = len(in_utt) - 1 - in_utt[::-1].index(True)
+            pairs.append((ids[:first][-self.max_prompt_tokens:] or [self._start_id()], ids[first:last + 1]))
+        return pairs
 
     def _pad(self, rows, n_action=None, side="left"):
         """Lists of ids -> (ids, attention mask, action mask), each (B, L), on the model's device.
@@ -179,7 +183,7 @@ class Actor(nn.Module):
         if ids is not None:  # the sampled tokens themselves, after the prompt they were sampled from
             pairs = [(self._prompt_ids(o), list(a)) for o, a in zip(observations, ids)]
         else:
-            pairs = [self._pair_ids(o, u, not t) for o, u, t in zip(observations, utterances, truncated)]
+            pairs = self.pair_ids(observations, utterances, [not t for t in truncated])
         buckets = length_buckets([len(p) + len(a) for p, a in pairs], self.bucket_tokens)
         if len(buckets) == 1:
             return self._run_batch(pairs, hidden, full)

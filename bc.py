@@ -1,15 +1,36 @@
 """Behaviour cloning: the paper's starting point for every method, and the BC baselines.
 
 The actor maximises log p(utterance | observation) over the dataset's (observation, utterance)
-pairs. train_online.py clones before RL (and its filtered BC baseline keeps cloning the best games
-so far); train_offline.py's bc and filtered_bc rows are this alone, and its AWR rows weigh each
-pair by exp(beta * A) through `weight_fn`.
+pairs. Two ways to run the same objective:
+  - pairs (`behaviour_clone`): a batch of (observation, utterance) pairs, one forward pass each.
+    train_online.py's filtered BC and train_offline.py's bc, filtered_bc and AWR rows use it (AWR
+    weighs each pair by exp(beta * A) through `weight_fn`).
+  - dialogue (`clone_dialogues`, --bc_mode dialogue): in a question game every observation is a
+    prefix of the game's last one, so ONE causal pass over the whole dialogue yields the
+    log-probs of all its questions. A game of 10 turns is read once instead of 10 times. The
+    labels are not the next input tokens: at the last token of a question the label is the "\\n"
+    that ends an utterance (the dialogue goes on with " Yes."), so the loss is exactly
+    sum_t -log p(question_t + "\\n" | observation_t), as with pairs (tests/test_bc.py).
+The BC start of a run is cached on disk by everything that determines it (`start_key`), so every
+method and every rerun with the same env, dataset, model, BC settings and seed starts from the
+same weights, and pays for BC once (`clone_start`).
 
-Tested through the scripts: python -m pytest -q tests/test_train_offline.py tests/test_train_online.py
+Run the tests:  python -m pytest -q tests/test_bc.py
 """
+import hashlib
+import json
+import math
+import os
+import random
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
+
+from models import cache_dir
+
+BC_VERSION = 1  # bump when BC's algorithm changes, so older cached starts are not reused
 
 
 def bc_pairs(episodes):
@@ -38,3 +59,133 @@ def behaviour_clone(actor, pairs, steps, batch_size, lr, rng, desc="bc", weight_
         opt.step()
         losses.append(loss.item())
     return float(np.mean(losses[-50:])) if losses else float("nan")
+
+
+# --- whole-dialogue BC: one pass per game, the loss on the agent's tokens only ---
+IGNORE = -100  # label of a position that predicts no agent token
+
+
+def dialogue_rows(actor, episodes):
+    """-> list of (ids, labels), equal-length int lists: labels[p] is the token the model should
+    predict from position p (IGNORE elsewhere). One row per game whose turns all sit in its last
+    observation; a turn that does not (a text game's screens, a prompt cut at max_prompt_tokens,
+    an utterance the env cleaned before showing it) gets a row of its own, so nothing is lost."""
+    pairs_at = [actor.pair_ids([t["obs"] for t in ep["transitions"]], [t["action"] for t in ep["transitions"]])
+                for ep in episodes]
+    finals = actor.tokenizer([ep["transitions"][-1]["next_obs"] for ep in episodes]).input_ids
+    rows = []
+    for pairs, final in zip(pairs_at, finals):
+        ids, labels = list(final), [IGNORE] * len(final)
+        end = 0  # one past the last position that predicts an agent token
+        for prompt, utt in pairs:
+            n = len(prompt) + len(utt) - 1  # inputs needed: the prompt and all but the last token
+            if ids[:n] == prompt + utt[:-1]:  # exactly the tokens the pair has: share the pass
+                labels[len(prompt) - 1:n] = utt
+                end = max(end, n)
+            else:
+                rows.append((prompt + utt[:-1], [IGNORE] * (len(prompt) - 1) + utt))
+        if end:
+            rows.append((ids[:end], labels[:end]))
+    return rows
+
+
+def _padded(actor, rows):
+    """-> (B, L) ids and (B, L) labels, right-padded. No attention mask is needed: in a causal
+    model a real position attends only to earlier positions, which are all real, and the padded
+    positions' outputs are never scored (this also lets attention take its fast causal path)."""
+    L = max(len(ids) for ids, _ in rows)
+    pad = actor.tokenizer.pad_token_id
+    ids = torch.tensor([r + [pad] * (L - len(r)) for r, _ in rows], device=actor.device)            # (B, L)
+    labels = torch.tensor([y + [IGNORE] * (L - len(y)) for _, y in rows], device=actor.device)      # (B, L)
+    return ids, labels
+
+
+def dialogue_log_probs(actor, rows):
+    """-> (B, L) log-probs of each row's labels (0 where IGNORE), (B, L) bool mask of the labels."""
+    ids, labels = _padded(actor, rows)
+    logits = actor.model(input_ids=ids, use_cache=False).logits.float()                   # (B, L, V)
+    mask = labels != IGNORE
+    logp = logits.log_softmax(-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, L)
+    return logp * mask, mask
+
+
+def dialogue_loss(actor, rows):
+    """Mean negative log-prob per agent token over the batch's rows (a batch of games): the
+    masked mean of -dialogue_log_probs, computed by one fused cross-entropy."""
+    ids, labels = _padded(actor, rows)
+    logits = actor.model(input_ids=ids, use_cache=False).logits                            # (B, L, V)
+    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
+
+
+def warmup_cosine(step, steps, warmup=100, floor=0.1):
+    """Learning-rate factor: linear warm-up over `warmup` steps, then cosine decay to `floor`."""
+    progress = min(1.0, max(0, step - warmup) / max(1, steps - warmup))
+    return min(1.0, (step + 1) / warmup) * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, desc="bc (dialogues)"):
+    """Whole-dialogue BC: `steps` AdamW steps on batches of `batch_size` rows (games) drawn
+    uniformly with replacement, lr warm-up then cosine decay to lr / 10 (nanoGPT's schedule),
+    gradient clip 1.0. bf16: autocast the forward pass (about 2x faster on a CPU with AVX512-BF16;
+    the weights stay float32). Returns the mean loss of the last 50 steps."""
+    rows = dialogue_rows(actor, episodes)
+    params = [p for p in actor.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, steps))
+    device_type = "cuda" if actor.device.type == "cuda" else "cpu"
+    losses, bar = [], tqdm(range(steps), desc=desc, leave=False)
+    for _ in bar:
+        batch = [rows[rng.randrange(len(rows))] for _ in range(batch_size)]
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+            loss = dialogue_loss(actor, batch)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if len(losses) % 50 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+    return float(np.mean(losses[-50:])) if losses else float("nan")
+
+
+# --- the BC start of a run, built once per (env, dataset, model, BC settings, seed) ---
+def start_key(args):
+    """A hash of everything that decides the BC start: the env, the dataset's bytes, the actor's
+    model and how it is loaded, the BC settings and the seed (which also seeds the actor's random
+    init). Not the RL flags: every method of one seed shares the start."""
+    h = hashlib.sha256()
+    with open(args.dataset, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    fields = {k: getattr(args, k) for k in ("env", "policy_lm", "bf16", "lora", "bc_mode", "bc_steps", "bc_lr",
+                                            "batch_size", "bc_bf16", "seed")}
+    h.update(json.dumps({**fields, "version": BC_VERSION}, sort_keys=True).encode())
+    return h.hexdigest()[:24]
+
+
+def clone_start(actor, episodes, args):
+    """Behaviour-clone `actor` on the dataset's `episodes` as the flags say (--bc_mode, --bc_steps,
+    ...), or load the same start from the cache ($MINARCHER_CACHE/bc). BC draws its batches from
+    its own seeded RNG, so a run that finds its start cached goes on exactly as one that cloned.
+    Returns the cache path it used (None when the cache is off)."""
+    folder = cache_dir("bc")
+    path = os.path.join(folder, start_key(args) + ".pt") if folder else None
+    if path and os.path.exists(path):
+        # The cache holds the policy only: a PPO actor's value head (untouched by BC) keeps its init.
+        missing, unexpected = actor.load_state_dict(torch.load(path, map_location=actor.device), strict=False)
+        if unexpected or any(not k.startswith("value_head.") for k in missing):
+            raise RuntimeError(f"cached BC start {path} does not fit this actor: delete it to clone again")
+        print(f"BC start: {path} (cached)")
+        return path
+    rng = random.Random(f"bc-{args.seed}")
+    if args.bc_mode == "dialogue":
+        clone_dialogues(actor, episodes, args.bc_steps, args.batch_size, args.bc_lr, rng, args.bc_bf16)
+    else:
+        behaviour_clone(actor, bc_pairs(episodes), args.bc_steps, args.batch_size, args.bc_lr, rng)
+    if path:
+        os.makedirs(folder, exist_ok=True)
+        policy = {k: v for k, v in actor.state_dict().items() if not k.startswith("value_head.")}
+        torch.save(policy, f"{path}.{os.getpid()}.tmp")
+        os.replace(f"{path}.{os.getpid()}.tmp", path)  # atomic: seeds run side by side
+    return path

@@ -26,8 +26,9 @@ def make_env(args):
 def load_data(args, env):
     """The env's offline dataset; the scripted default is generated (deterministically) if missing.
     Question games use LMRL-Gym lines; the text games and WebShop their own format (envs.py)."""
-    if not os.path.exists(args.dataset) and args.dataset == envs.default_dataset_path(args.env):
-        n = envs.default_n_games(env)
+    n_games = getattr(args, "dataset_games", 0)
+    if not os.path.exists(args.dataset) and args.dataset == envs.default_dataset_path(args.env, n_games):
+        n = n_games or envs.default_n_games(env)
         print(f"writing the default dataset {args.dataset} (scripted 'mediocre' player, {n} games)")
         try:
             envs.write_dataset(env, args.dataset, n, progress=True)

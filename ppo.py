@@ -238,7 +238,7 @@ def main(argv=None):
                 flags.fail(f"--bc_checkpoint {args.bc_checkpoint} not found")
             load_bc(actor, args.bc_checkpoint, args.device)
         else:
-            bc.behaviour_clone(actor, bc.bc_pairs(data), args.bc_steps, args.batch_size, args.bc_lr, rng)
+            bc.clone_start(actor, data, args)  # cached per (env, dataset, model, BC flags, seed)
             torch.save(actor.state_dict(), os.path.join(args.out_dir, "bc.pt"))
     reference = build.build_actor(args, data)
     reference.load_state_dict(state["reference"] if args.resume else actor.state_dict())

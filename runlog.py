@@ -129,3 +129,38 @@ class Timer:
 
     def __call__(self):
         return time.time() - self.start
+
+
+class PartTimes:
+    """Wall seconds per part of an iteration (rollout, critic, actor, eval), for the perf/*_s
+    columns: `with parts("critic"): ...` adds to a part; `row(iterations)` gives each part's
+    seconds per iteration since the last row, then starts counting afresh."""
+
+    def __init__(self):
+        self.seconds = {}
+
+    def __call__(self, part):
+        parts = self
+
+        class _Span:
+            def __enter__(self):
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                parts.seconds[part] = parts.seconds.get(part, 0.0) + time.perf_counter() - self.t
+        return _Span()
+
+    def row(self, iterations):
+        out = {f"perf/{k}_s": v / max(1, iterations) for k, v in self.seconds.items()}
+        self.seconds = {}
+        return out
+
+
+def part_summary(rows):
+    """One line: mean seconds per iteration of each part over a run's metrics rows (perf/*_s),
+    evaluation per evaluation; what `python train_online.py` prints when it ends."""
+    def mean(key):
+        vals = [float(r[key]) for r in rows if r.get(key, "") != ""]
+        return sum(vals) / len(vals) if vals else 0.0
+    parts = ", ".join(f"{k} {mean(f'perf/{k}_s'):.1f}" for k in ("rollout", "critic", "actor"))
+    return f"seconds per iteration: {parts}; per evaluation: {mean('perf/eval_s'):.1f}"

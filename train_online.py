@@ -82,7 +82,7 @@ def main(argv=None):
         if args.bc_checkpoint:
             actor.load_state_dict(torch.load(args.bc_checkpoint, map_location=args.device))
         else:
-            bc.behaviour_clone(actor, bc.bc_pairs(data), args.bc_steps, args.batch_size, args.bc_lr, rng)
+            bc.clone_start(actor, data, args)  # cached per (env, dataset, model, BC flags, seed)
             torch.save(actor.state_dict(), os.path.join(args.out_dir, "bc.pt"))
         reference = build.build_actor(args, data)
         reference.load_state_dict(actor.state_dict())
@@ -121,12 +121,16 @@ def main(argv=None):
                 critic_pretrain_update(critic, target, critic_opt, offline.sample(args.critic_batch_size, rng), args)
             target.load_state_dict(critic.state_dict())  # start TD from the fitted critic itself
     timer, wall0 = runlog.Timer(), float(log.rows[-1]["wall_s"]) if log.rows else 0.0
+    parts, last_eval = runlog.PartTimes(), [iteration]  # perf/*_s: seconds per iteration of each part
 
     def evaluate_and_save(stats):
+        t_eval = runlog.Timer()
         result, episodes = evaluate_policy(policy, env, args.eval_games)
         greedy, _ = evaluate_policy(policy, env, args.eval_games, greedy=True)
         if critic:
             stats = {**stats, **diagnose(critic, env, episodes, args.gamma, args.diag_states)}
+        stats = {**stats, **parts.row(iteration - last_eval[0]), "perf/eval_s": t_eval()}
+        last_eval[0] = iteration
         row = {"iteration": iteration, "trajectories": trajectories, "eval_return": result["mean_return"],
                "eval_success": result["success_rate"], "eval_return_greedy": greedy["mean_return"],
                "eval_success_greedy": greedy["success_rate"], "wall_s": wall0 + timer(), **stats}
@@ -153,17 +157,19 @@ def main(argv=None):
     bar = tqdm(total=args.total_trajectories, initial=trajectories, desc=f"{args.algo} {args.env}")
     while trajectories < args.total_trajectories:
         # --- collect: the current actor plays a batch of games (Algorithm 1, line 3) ---
-        episodes = envs.play(policy, env, args.rollout_size, seed=(args.seed + 1) * 10**7 + trajectories)
+        with parts("rollout"):
+            episodes = envs.play(policy, env, args.rollout_size, seed=(args.seed + 1) * 10**7 + trajectories)
         trajectories += len(episodes)
         iteration += 1
         stats = {"train/return": envs.summarize(episodes)["mean_return"]}
         buffer.add_episodes(episodes)
         if critic:  # ArCHer and CHAI learn the same critic, of the policy that plays
-            for _ in range(args.critic_steps):
-                stats.update(critic_update(critic, target, policy, critic_opt,
-                                           buffer.sample(args.critic_batch_size, rng), args))
-        if args.algo == "archer":
-            if iteration > args.warmup_iters:
+            with parts("critic"):
+                for _ in range(args.critic_steps):
+                    stats.update(critic_update(critic, target, policy, critic_opt,
+                                               buffer.sample(args.critic_batch_size, rng), args))
+        if args.algo == "archer" and iteration > args.warmup_iters:
+            with parts("actor"):
                 # self-imitation draws from the actor's own games only, like filtered BC
                 best = bc.bc_pairs(buffer.top_episodes(args.filter_top, since=own_from)) if args.sil_coef else []
                 for _ in range(args.actor_steps):
@@ -171,8 +177,9 @@ def main(argv=None):
                     imitate = bc.sample_pairs(best, args.batch_size, rng)
                     stats.update(actor_update(actor, reference, critic, actor_opt, obs, args, imitate))
         elif args.algo == "filtered_bc":  # --- online filtered BC: imitate the best games so far ---
-            keep = bc.bc_pairs(buffer.top_episodes(args.filter_top))
-            stats["actor/loss"] = bc.behaviour_clone(actor, keep, args.actor_steps, args.batch_size,
+            with parts("actor"):
+                keep = bc.bc_pairs(buffer.top_episodes(args.filter_top))
+                stats["actor/loss"] = bc.behaviour_clone(actor, keep, args.actor_steps, args.batch_size,
                                                          args.actor_lr, rng, desc="fbc", opt=actor_opt)
         bar.update(len(episodes))
         if iteration % args.eval_every == 0 or trajectories >= args.total_trajectories:
@@ -180,6 +187,7 @@ def main(argv=None):
             bar.set_postfix(eval_return=f"{row['eval_return']:.2f}")
     bar.close()
     print(f"done: {trajectories} trajectories, eval return {float(log.rows[-1]['eval_return']):.2f} -> {log.path}")
+    print(runlog.part_summary(log.rows))
 
 
 if __name__ == "__main__":

@@ -295,7 +295,7 @@ def test_kl_to_reference_is_the_exact_per_token_kl(actor):
 def test_kl_per_utterance_sums_each_utterance_then_averages(actor):
     other = tiny_actor(seed=5)
     per_row = [kl_to_reference(actor, other, [o], [u]).item() for o, u in zip(OBS, UTT)]  # token means
-    n = [len(actor._pair_ids(o, u)[1]) for o, u in zip(OBS, UTT)]                        # tokens each
+    n = [len(u) for _, u in actor.pair_ids(OBS, UTT)]                        # tokens each
     assert len(set(n)) > 1  # utterances of different lengths: the two reductions differ
     want = sum(k * t for k, t in zip(per_row, n)) / len(n)
     got = kl_to_reference(actor, other, OBS, UTT, per="utterance").item()

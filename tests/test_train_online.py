@@ -64,6 +64,10 @@ def test_tiny_run_writes_metrics_curve_samples_and_checkpoint(tmp_path, run, alg
         assert r[2]["actor/loss"] != "" and r[2]["critic/q_loss"] != ""
         # leave-one-out advantages sum to zero per state; their spread is the informative column
         assert abs(float(r[2]["actor/advantage_mean"])) < 1e-4 and float(r[2]["actor/advantage_std"]) > 0
+    # seconds per iteration of each part, and of the evaluation itself
+    assert float(r[2]["perf/rollout_s"]) > 0 and float(r[2]["perf/eval_s"]) > 0
+    assert (r[2].get("perf/critic_s", "") != "") == (algo != "filtered_bc")
+    assert (r[2].get("perf/actor_s", "") != "") == (algo != "chai")
     if algo == "chai":  # the critic learns, the actor does not
         assert r[2]["critic/q_loss"] != "" and r[2].get("actor/loss", "") == ""
     for f in ["curve.png", "samples.txt", "checkpoint.pt", "args.json", "bc.pt"]:

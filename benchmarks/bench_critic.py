@@ -1,0 +1,84 @@
+"""Which critic learns to rank utterances, and at what cost: the critic diagnostic (critic.py,
+critic_diagnostic) against training seconds, for several critic encoders from one BC actor.
+
+    python -m benchmarks.bench_critic --preset cpu --env twenty_questions_subset \\
+        --bc_checkpoint runs/<run>/bc.pt --candidates tiny-word,actor --steps 300
+
+Each candidate (a --critic_lm value; "actor" = a copy of the BC actor's body, departure 13) gets
+--pretrain_steps Monte-Carlo warm-start steps on the offline data (departure 6), then --steps of
+ArCHer's own critic_update (TD for Q, Q_target at a fresh a' ~ pi for V) on the offline data,
+with pi the BC actor. Every --every steps it scores the diagnostic on held-out scripted games:
+rank_repeat, rank_ruled_out, rank_invalid (0.5 = chance, 1 = always prefers the expert's
+question) and q_mc_corr. The table goes to stdout, and with --out to a JSON file.
+"""
+import json
+import random
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+import build
+import envs
+import flags
+import runlog
+from buffer import ReplayBuffer
+from critic import critic_diagnostic, critic_pretrain_update, critic_update
+
+
+@dataclass
+class Args(flags.CriticArgs, flags.CommonArgs):
+    candidates: str = field(default="tiny-word,actor", metadata={"help": "comma-separated --critic_lm values to compare"})
+    steps: int = field(default=300, metadata={"help": "critic_update steps per candidate"})
+    pretrain_steps: int = field(default=0, metadata={"help": "Monte-Carlo warm-start steps before them"})
+    every: int = field(default=100, metadata={"help": "score the diagnostic every N steps"})
+    out: str = field(default="", metadata={"help": "also write the results to this JSON file"})
+
+
+def main(argv=None):
+    args = flags.parse(Args, argv)
+    if not args.bc_checkpoint:
+        flags.fail("--bc_checkpoint is needed: the critic is of that BC policy (train_online.py --total_trajectories 0 writes one)")
+    env = build.make_env(args)
+    data = build.load_data(args, env)
+    held_out = envs.scripted_episodes(env, "mediocre", 200, seed=12345)  # games no candidate trains on
+    buffer = ReplayBuffer(gamma=args.gamma)
+    buffer.add_episodes(data)
+    rows = []
+    for name in args.candidates.split(","):
+        runlog.seed_everything(args.seed)
+        args.critic_lm = name
+        actor = build.build_actor(args, data)
+        actor.load_state_dict(torch.load(args.bc_checkpoint, map_location=args.device))
+        actor.requires_grad_(False)
+        critic, target = build.build_critic(args, data, actor)
+        opt = torch.optim.AdamW(critic.parameters(), lr=args.critic_lr)
+        rng, seconds = random.Random(args.seed), 0.0
+        for step in range(args.pretrain_steps + args.steps + 1):
+            if step >= args.pretrain_steps and (step - args.pretrain_steps) % args.every == 0:
+                diag = critic_diagnostic(critic, env, held_out, args.gamma, args.diag_states)
+                rows.append({"critic": name, "step": step, "seconds": round(seconds, 1),
+                             **{k: round(v, 3) for k, v in diag.items() if k != "n_states"}})
+                print(rows[-1], flush=True)
+            if step == args.pretrain_steps + args.steps:
+                break
+            t0 = time.perf_counter()
+            batch = buffer.sample(args.critic_batch_size, rng)
+            if step < args.pretrain_steps:
+                critic_pretrain_update(critic, target, opt, batch, args)
+                if step == args.pretrain_steps - 1:
+                    target.load_state_dict(critic.state_dict())  # as train_online.py does
+            else:
+                critic_update(critic, target, actor, opt, batch, args)
+            seconds += time.perf_counter() - t0
+    keys = list(rows[0])
+    print("\n| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
+    for r in rows:
+        print("| " + " | ".join(str(r[k]) for k in keys) + " |")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

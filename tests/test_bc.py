@@ -1,0 +1,155 @@
+"""Behaviour cloning (bc.py): the whole-dialogue loss is the per-pair loss computed in one pass,
+the learning-rate schedule, and the BC start's cache (what its key depends on, and that a rerun
+loads the same weights); the --preset cpu path end to end at tiny sizes, with exact resume."""
+import csv
+import os
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import bc
+import envs
+import models
+import train_online
+from actor import Actor
+
+GAMES = [  # two hand-sized games in the question games' format (observation = the dialogue so far)
+    [("Is it an animal?", "No."), ("Is it a fruit?", "Yes."), ("Is it an apple?", None)],
+    [("Is it a fruit?", "No."), ("Is it a fruit?", "No."), ("Is it a wild cat?", "Yes.")],
+]
+
+
+def episodes(games=GAMES):
+    out = []
+    for turns in games:
+        obs, transitions = envs.HEADER, []
+        for q, a in turns:
+            nxt = obs + f"{q} {a or 'Yes.'}\n"
+            transitions.append({"obs": obs, "action": q, "reward": -1.0, "next_obs": nxt, "done": a is None})
+            obs = nxt
+        out.append({"secret": "apple", "transitions": transitions})
+    return out
+
+
+def tiny_actor(name, **kwargs):
+    torch.manual_seed(0)
+    corpus = [ep["transitions"][-1]["next_obs"] for ep in episodes()]
+    tok, lm = models.load_tokenizer_and_lm(name, corpus=corpus)
+    return Actor(lm, tok, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-word"])
+def test_one_pass_per_game_gives_each_pairs_log_prob(name):
+    actor = tiny_actor(name)
+    eps = episodes()
+    rows = bc.dialogue_rows(actor, eps)
+    assert len(rows) == len(eps)  # every turn shares its game's pass
+    logp, mask = bc.dialogue_log_probs(actor, rows)
+    pairs = bc.bc_pairs(eps)
+    want = actor.log_prob([o for o, _ in pairs], [u for _, u in pairs], reduce="sum")  # (6,) per pair
+    assert logp.sum().item() == pytest.approx(want.sum().item(), abs=1e-4)
+    # game by game too: a row holds exactly its own game's questions, "\n" included
+    per_game = [want[:3].sum().item(), want[3:].sum().item()]
+    assert logp.sum(-1).tolist() == pytest.approx(per_game, abs=1e-4)
+    n_tokens = sum(len(u) for _, u in actor.pair_ids([o for o, _ in pairs], [u for _, u in pairs]))
+    assert mask.sum().item() == n_tokens
+    assert bc.dialogue_loss(actor, rows).item() == pytest.approx(-want.sum().item() / n_tokens, abs=1e-5)
+
+
+def test_labels_of_a_hand_dialogue_are_the_question_and_its_newline():
+    actor = tiny_actor("tiny-word")
+    (ids, labels), = bc.dialogue_rows(actor, episodes([[("Is it a wild cat?", None)]]))
+    tok = actor.tokenizer
+    prompt = tok(envs.HEADER).input_ids
+    question = tok("Is it a wild cat?\n").input_ids  # "Is", " it", " a", " wild", " cat", "?", "\n"
+    assert len(question) == 7 and ids == prompt + question[:-1]  # the answer is never read
+    assert labels == [bc.IGNORE] * (len(prompt) - 1) + question
+
+
+def test_turns_outside_the_last_observation_get_rows_of_their_own():
+    # A prompt cut at max_prompt_tokens is no prefix of the dialogue: those turns are scored alone.
+    actor = tiny_actor("tiny-word", max_prompt_tokens=12)
+    eps = episodes()
+    rows = bc.dialogue_rows(actor, eps)
+    assert len(rows) > len(eps)
+    pairs = bc.bc_pairs(eps)
+    want = actor.log_prob([o for o, _ in pairs], [u for _, u in pairs], reduce="sum")
+    logp, _ = bc.dialogue_log_probs(actor, rows)
+    assert logp.sum().item() == pytest.approx(want.sum().item(), abs=1e-4)
+
+
+def test_warmup_cosine_schedule():
+    assert bc.warmup_cosine(0, 1000) == pytest.approx(0.01)      # 1 / 100 of the way up
+    assert bc.warmup_cosine(99, 1000) == pytest.approx(1.0)      # warm
+    assert bc.warmup_cosine(550, 1000) == pytest.approx(0.55)    # half way down: floor + (1 - floor) / 2
+    assert bc.warmup_cosine(1000, 1000) == pytest.approx(0.1)    # the floor
+
+
+def test_dialogue_bc_lowers_the_loss():
+    actor = tiny_actor("tiny-word")
+    import random
+    before = bc.dialogue_loss(actor, bc.dialogue_rows(actor, episodes())).item()
+    after = bc.clone_dialogues(actor, episodes(), 60, 2, 1e-2, random.Random(0))
+    assert after < 0.5 * before
+
+
+def flags(dataset, **kw):
+    base = dict(env="twenty_questions_subset", dataset=str(dataset), policy_lm="tiny-word", bf16=False, lora=False,
+                bc_mode="dialogue", bc_steps=3, bc_lr=1e-3, batch_size=2, bc_bf16=False, seed=0)
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_start_key_follows_what_decides_the_start(tmp_path):
+    data = tmp_path / "d.json"
+    data.write_text("[1]")
+    key = bc.start_key(flags(data))
+    assert bc.start_key(flags(data)) == key                                    # same inputs: reused
+    assert bc.start_key(flags(data, eval_games=7, actor_lr=1.0)) == key         # RL flags do not matter
+    for change in [dict(env="guess_city"), dict(policy_lm="tiny"), dict(seed=1), dict(bc_steps=4),
+                   dict(bc_mode="pairs")]:
+        assert bc.start_key(flags(data, **change)) != key, change
+    data.write_text("[2]")                                                     # same path, new bytes
+    assert bc.start_key(flags(data)) != key
+
+
+def test_clone_start_is_cached_and_reused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MINARCHER_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "d.json"
+    data.write_text("[]")
+    args = flags(data)
+    first = tiny_actor("tiny-word")
+    path = bc.clone_start(first, episodes(), args)
+    assert os.path.exists(path) and "cached" not in capsys.readouterr().out
+    second = tiny_actor("tiny-word")
+    assert bc.clone_start(second, episodes(), args) == path and "cached" in capsys.readouterr().out
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+    monkeypatch.setenv("MINARCHER_CACHE", "off")
+    assert bc.clone_start(tiny_actor("tiny-word"), episodes(), args) is None
+
+
+# --preset cpu at tiny sizes: a 40-game dataset of its own, 5 BC steps, two iterations of 4 games.
+CPU = ["--preset", "cpu", "--env", "twenty_questions_subset", "--dataset_games", "40", "--bc_steps", "5",
+       "--rollout_size", "4", "--critic_steps", "2", "--actor_steps", "1", "--batch_size", "4",
+       "--critic_batch_size", "8", "--warmup_iters", "1", "--eval_every", "1", "--eval_games", "4",
+       "--max_new_tokens", "8", "--threads", "1", "--diag_states", "8"]
+
+
+def test_cpu_preset_end_to_end_with_resume(run_main, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARCHER_CACHE", str(tmp_path / "cache"))
+    data = envs.default_dataset_path("twenty_questions_subset", 40)
+    if os.path.exists(data):
+        os.remove(data)
+    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
+    assert run_main(train_online, *CPU, "--total_trajectories", "8", "--out_dir", straight).returncode == 0
+    assert os.path.exists(data) and len(envs.read_dataset(data, envs.make("twenty_questions_subset"))) == 40
+    assert os.listdir(tmp_path / "cache" / "bc")  # the start is cached for the next run
+    assert run_main(train_online, *CPU, "--total_trajectories", "4", "--out_dir", split).returncode == 0
+    assert run_main(train_online, *CPU, "--total_trajectories", "8", "--out_dir", split, "--resume").returncode == 0
+    rows = [list(csv.DictReader(open(os.path.join(d, "metrics.csv")))) for d in (straight, split)]
+    for key in ["trajectories", "eval_return", "train/return", "critic/q_loss", "actor/loss"]:
+        assert [r[key] for r in rows[0]] == [r[key] for r in rows[1]], key
+    a, b = (torch.load(os.path.join(d, "bc.pt")) for d in (straight, split))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # both started from the cached BC start
+    os.remove(data)
