@@ -24,10 +24,10 @@ PRESETS = {
                  batch_size=32, critic_batch_size=64, warmup_iters=3, eval_every=5, eval_games=128,
                  bc_steps=600, bc_lr=1e-3, actor_lr=1e-4, critic_lr=3e-4, total_trajectories=3000),
     # A competent start on 2 CPU cores (issue 22): the tiny models with a word-level tokenizer,
-    # cloned over whole dialogues of 100k scripted games (10k steps of 32 games, ~11 min on
+    # cloned over whole dialogues of 100k scripted games (10k steps of 32 games, ~9 min on
     # twenty_questions_subset), then RL with the tiny preset's loop at 1,000 trajectories.
     "cpu": dict(policy_lm="tiny-word", critic_lm="tiny-word", dataset_games=100_000, bc_mode="dialogue",
-                bc_bf16=True, bc_steps=10_000, bc_lr=1e-3, batch_size=32, rollout_size=32, critic_steps=20,
+                bc_bf16=False, bc_steps=10_000, bc_lr=1e-3, batch_size=32, rollout_size=32, critic_steps=20,
                 actor_steps=3, critic_batch_size=64, warmup_iters=3, eval_every=5, eval_games=128,
                 actor_lr=3e-5, critic_lr=3e-4, total_trajectories=1000),
     # The paper's settings (Zhou et al. 2024, appendix): GPT-2 actor, RoBERTa critic, 128
@@ -53,7 +53,7 @@ class CommonArgs:
     bc_steps: int = field(default=2000, metadata={"help": "behaviour-cloning steps on the dataset before RL"})
     bc_lr: float = field(default=1e-4, metadata={"help": "learning rate for behaviour cloning"})
     bc_mode: str = field(default="pairs", metadata={"help": "BC batches: pairs ((observation, utterance) pairs, one pass each) or dialogue (whole games, one pass each; lr warm-up and cosine decay)"})
-    bc_bf16: bool = field(default=False, metadata={"help": "--bc_mode dialogue: bf16 autocast in BC (about 2x faster on a CPU with AVX512-BF16)"})
+    bc_bf16: bool = field(default=False, metadata={"help": "--bc_mode dialogue: bf16 autocast in BC (faster on a GPU; slower for the tiny models on a 2-core CPU)"})
     dataset_games: int = field(default=0, metadata={"help": "games in the generated default dataset, data/<env>-<n>.json (0 = 2000, or 500 for text games and WebShop, in data/<env>.json)"})
     batch_size: int = field(default=256, metadata={"help": "actor batch size (BC and policy gradient)"})
     gamma: float = field(default=0.0, metadata={"help": "discount (0 = the paper's value for the env: 0.95, 0.98 Detective, 0.9 WebShop)"})

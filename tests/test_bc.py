@@ -86,6 +86,19 @@ def test_warmup_cosine_schedule():
     assert bc.warmup_cosine(1000, 1000) == pytest.approx(0.1)    # the floor
 
 
+def test_length_grouped_batches_see_every_row_once_per_epoch_with_little_padding():
+    import random
+    lengths = [random.Random(i).randrange(10, 200) for i in range(1000)]
+    batches = bc.length_grouped_batches(lengths, 8, random.Random(0), group=16)
+    epoch = [next(batches) for _ in range(125)]  # 1000 rows / 8
+    assert sorted(i for b in epoch for i in b) == list(range(1000))
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in epoch)
+    assert padded < 1.1 * sum(lengths)  # random batches of 8 would pad to ~1.5x
+    assert sorted(i for _ in range(125) for i in next(batches)) == list(range(1000))  # the next epoch too
+    first = [b[0] for b in epoch[:10]]
+    assert first != sorted(first)  # batches come in shuffled order, not by length
+
+
 def test_dialogue_bc_lowers_the_loss():
     actor = tiny_actor("tiny-word")
     import random
