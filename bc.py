@@ -20,7 +20,6 @@ Run the tests:  python -m pytest -q tests/test_bc.py
 import hashlib
 import json
 import math
-import os
 import random
 
 import numpy as np
@@ -28,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from models import cache_dir
+import runlog
 
 BC_VERSION = 2  # bump when BC's algorithm changes, so older cached starts are not reused
 
@@ -187,24 +186,12 @@ def clone_start(actor, episodes, args):
     """Behaviour-clone `actor` on the dataset's `episodes` as the flags say (--bc_mode, --bc_steps,
     ...), or load the same start from the cache ($MINARCHER_CACHE/bc). BC draws its batches from
     its own seeded RNG, so a run that finds its start cached goes on exactly as one that cloned.
+    The cache holds the policy only: a PPO actor's value head (untouched by BC) keeps its init.
     Returns the cache path it used (None when the cache is off)."""
-    folder = cache_dir("bc")
-    path = os.path.join(folder, start_key(args) + ".pt") if folder else None
-    if path and os.path.exists(path):
-        # The cache holds the policy only: a PPO actor's value head (untouched by BC) keeps its init.
-        missing, unexpected = actor.load_state_dict(torch.load(path, map_location=actor.device), strict=False)
-        if unexpected or any(not k.startswith("value_head.") for k in missing):
-            raise RuntimeError(f"cached BC start {path} does not fit this actor: delete it to clone again")
-        print(f"BC start: {path} (cached)")
-        return path
-    rng = random.Random(f"bc-{args.seed}")
-    if args.bc_mode == "dialogue":
-        clone_dialogues(actor, episodes, args.bc_steps, args.batch_size, args.bc_lr, rng, args.bc_bf16)
-    else:
-        behaviour_clone(actor, bc_pairs(episodes), args.bc_steps, args.batch_size, args.bc_lr, rng)
-    if path:
-        os.makedirs(folder, exist_ok=True)
-        policy = {k: v for k, v in actor.state_dict().items() if not k.startswith("value_head.")}
-        torch.save(policy, f"{path}.{os.getpid()}.tmp")
-        os.replace(f"{path}.{os.getpid()}.tmp", path)  # atomic: seeds run side by side
-    return path
+    def clone():
+        rng = random.Random(f"bc-{args.seed}")
+        if args.bc_mode == "dialogue":
+            clone_dialogues(actor, episodes, args.bc_steps, args.batch_size, args.bc_lr, rng, args.bc_bf16)
+        else:
+            behaviour_clone(actor, bc_pairs(episodes), args.bc_steps, args.batch_size, args.bc_lr, rng)
+    return runlog.cached_weights("bc", start_key(args), actor, clone, skip=("value_head.",))

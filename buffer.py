@@ -16,6 +16,9 @@ import math
 
 import torch
 
+import envs
+from tasks.dialogue import MAX_CHARS
+
 FIELDS = ("obs", "action", "reward", "next_obs", "done", "mc_return", "episode")
 
 
@@ -36,7 +39,8 @@ class ReplayBuffer:
         for ep in episodes:
             eid, self.next_episode = self.next_episode, self.next_episode + 1
             meta = {k: ep.get(k) for k in ("secret", "seed", "return", "success")}
-            self.episodes[eid] = dict(meta, length=len(ep["transitions"]), n=len(ep["transitions"]))
+            start = len(self.data) if len(self.data) < self.capacity else self.next  # its first slot
+            self.episodes[eid] = dict(meta, length=len(ep["transitions"]), n=len(ep["transitions"]), start=start)
             returns, g = [], 0.0
             for t in reversed(ep["transitions"]):
                 g = float(t["reward"]) + self.gamma * g * (0.0 if t["done"] else 1.0)
@@ -68,6 +72,22 @@ class ReplayBuffer:
         batch["done"] = [float(d) for d in batch["done"]]
         return batch
 
+    def sample_games(self, n_transitions, rng):
+        """Whole games, drawn uniformly (with replacement) among those still whole in the buffer,
+        until the batch holds at least `n_transitions` transitions; -> the dict of `sample`, each
+        game's transitions together and in turn order. Every transition is as likely to be in it as
+        in `sample`'s, but a causal critic reads each game of it in one pass (critic.read_batch)."""
+        whole = [e for e, m in self.episodes.items() if m["n"] == m["length"] and "start" in m]
+        if not whole:
+            raise ValueError("sample_games() from a buffer without a whole game: add episodes first")
+        picks = []
+        while len(picks) < n_transitions:
+            m = self.episodes[whole[rng.randrange(len(whole))]]
+            picks += [self.data[(m["start"] + k) % self.capacity] for k in range(m["length"])]
+        batch = {k: [t[k] for t in picks] for k in FIELDS}
+        batch["done"] = [float(d) for d in batch["done"]]
+        return batch
+
     def top_episodes(self, fraction=0.1, since=0):
         """The best `fraction` (at least one) of the games still whole in the buffer, by return, as
         episode dicts (the format of envs.play): the data of (online) filtered BC. Games added
@@ -82,7 +102,7 @@ class ReplayBuffer:
         return eps[:max(1, math.ceil(fraction * len(eps)))] if eps else []
 
     def _episode(self, eid, transitions):
-        meta = {k: v for k, v in self.episodes[eid].items() if k not in ("n", "length")}
+        meta = {k: v for k, v in self.episodes[eid].items() if k not in ("n", "length", "start")}
         keys = ("obs", "action", "reward", "next_obs", "done")
         return dict(meta, transitions=[{k: t[k] for k in keys} for t in transitions])
 
@@ -112,7 +132,59 @@ class ReplayBuffer:
     @classmethod
     def from_dataset(cls, path, env, capacity=100_000, gamma=0.95):
         """A buffer holding an LMRL-Gym JSON dataset (offline ArCHer, or prefilling online)."""
-        import envs
         buf = cls(capacity, gamma)
         buf.add_episodes(envs.load_dataset(path, env))
         return buf
+
+
+# --- departure 17 (not in the paper): show the critic what an invalid utterance costs ---
+def invalid_utterance(utterances, rng):
+    """One of the three shapes of utterance a question game answers as invalid, built from the
+    given (valid) ones: nothing; a run-on of whole questions strung together past the env's
+    length limit; a run-on of one question's opening (its first 1-4 words) said over and over."""
+    shape, words = rng.randrange(3), rng.choice(utterances).split() or ["Is", "it"]
+    if shape == 0:
+        return ""
+    parts = []
+    while len(" ".join(parts)) <= MAX_CHARS:
+        parts.append(rng.choice(utterances).strip() if shape == 1 else " ".join(words[:rng.randint(1, 4)]))
+    return " ".join(parts)
+
+
+def with_invalid(batch, env, n, rng, gamma):
+    """The batch plus `n` transitions from `n` of its states in which the agent says something the
+    env rejects (`invalid_utterance`), played through a copy of the env: reward -1, the same
+    dialogue one "Invalid Question." longer, done at the turn limit. Without them Q of an invalid
+    utterance is whatever the initialisation says, because the data's player never says one and
+    a competent actor rarely does; a policy gradient that found one the critic overrates would
+    chase it. Question games only (others: the batch unchanged). mc_return is approximated as
+    -1 + gamma * (the logged transition's return): the wasted turn leaves the game where it was,
+    one turn later."""
+    if not n or not envs.is_dialogue(env):
+        return batch
+    out = {k: list(v) for k, v in batch.items()}
+    tails = (env.invalid_answer, "Yes.", "No.")
+    for i in rng.sample(range(len(batch["obs"])), min(n, len(batch["obs"]))):
+        utterance = invalid_utterance(batch["action"], rng)
+        game = env.clone()
+        game.reset(secret=env.secrets[0])  # an invalid utterance is invalid whatever the secret
+        game.history = envs.parse_history(batch["obs"][i], tails)
+        game.turn = len(game.history)
+        if game.observation() != batch["obs"][i] or game.turn >= game.max_turns:
+            continue  # not a state this copy can rebuild exactly
+        next_obs, reward, done, info = game.step(utterance)
+        assert info["answer"] == env.invalid_answer
+        for k, v in (("obs", batch["obs"][i]), ("action", utterance), ("reward", reward),
+                     ("next_obs", next_obs), ("done", float(done)),
+                     ("mc_return", reward + gamma * (1.0 - float(done)) * batch["mc_return"][i]), ("episode", -1)):
+            out[k].append(v)
+    return out
+
+
+def critic_batch(buffer, env, critic, args, rng):
+    """One critic batch of about args.critic_batch_size transitions: whole games when the critic
+    is causal and the env a question game (each game is then read in one pass, critic.read_batch),
+    single transitions otherwise; plus args.critic_invalid run-on transitions (`with_invalid`)."""
+    games = getattr(critic, "causal", False) and envs.is_dialogue(env)
+    batch = (buffer.sample_games if games else buffer.sample)(args.critic_batch_size, rng)
+    return with_invalid(batch, env, getattr(args, "critic_invalid", 0), rng, args.gamma)

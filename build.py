@@ -75,10 +75,14 @@ def build_critic(args, episodes, actor=None):
         tok, enc = actor.tokenizer, copy.deepcopy(actor.model.base_model)  # GPT-2: its .transformer
         enc.requires_grad_(True)
     else:
+        causal = getattr(args, "critic_causal", False)  # departure 16: the body of a causal LM
         try:
-            tok, enc = load_tokenizer_and_lm(args.critic_lm, kind="encoder", corpus=corpus(episodes))
+            tok, enc = load_tokenizer_and_lm(args.critic_lm, kind="causal" if causal else "encoder",
+                                             corpus=corpus(episodes))
         except ModelLoadError as e:
             fail(str(e))
+        enc = enc.base_model if causal else enc  # GPT-2: its .transformer
     critic = DoubleCritic(enc, tok, joint=getattr(args, "critic_joint", False),
+                          causal=getattr(args, "critic_causal", False),
                           bucket_tokens=default_bucket_tokens(args.device)).to(args.device)
     return critic, make_target(critic)

@@ -38,11 +38,18 @@ class DoubleCritic(nn.Module):
     can notice e.g. that the question was already asked; V_i = MLP(enc(obs)) as before.
     A text's vector is the mean of the encoder's last hidden states over its real tokens (the
     official code takes RoBERTa's pooler output; mean pooling suits every encoder, MiniLM was
-    trained for it, and a randomly initialised tiny encoder has no pooler)."""
+    trained for it, and a randomly initialised tiny encoder has no pooler).
+    causal=True (departure 16, not in the paper; needs a causal body such as GPT-2's): ONE pass over
+    the observation's tokens followed by the utterance's. V_i reads the hidden state at the
+    observation's last token, Q_i the one at the utterance's last token, which has seen the
+    utterance inside its dialogue (an empty utterance: Q_i at the observation's last token). No
+    pooling: a causal state already summarises everything before it, so V(s) is the same number
+    whether or not an utterance follows, and in a question game ONE pass over a whole dialogue
+    gives Q and V at every turn (`read_positions`, `critic_pretrain_games`; tests/test_critic.py)."""
 
-    def __init__(self, encoder, tokenizer, hidden=None, joint=False, max_tokens=512, bucket_tokens=0):
+    def __init__(self, encoder, tokenizer, hidden=None, joint=False, max_tokens=512, bucket_tokens=0, causal=False):
         super().__init__()
-        self.encoder, self.joint, self.max_tokens = encoder, joint, max_tokens
+        self.encoder, self.joint, self.causal, self.max_tokens = encoder, joint, causal, max_tokens
         self.bucket_tokens = bucket_tokens  # > 0: encode in length-sorted batches of this many tokens
         # Own copy: the critic needs right padding (absolute positions start at the first token)
         # and left truncation (keep the latest turns) whatever the actor does with its tokenizer.
@@ -52,7 +59,7 @@ class DoubleCritic(nn.Module):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         H = encoder.config.hidden_size
         hidden = hidden or H
-        q_in = H if joint else 2 * H
+        q_in = H if joint or causal else 2 * H
         self.q1, self.q2 = _mlp(q_in, hidden), _mlp(q_in, hidden)
         self.v1, self.v2 = _mlp(H, hidden), _mlp(H, hidden)
 
@@ -72,6 +79,74 @@ class DoubleCritic(nn.Module):
         out = torch.cat(parts)                                                       # bucket order
         return out[torch.argsort(torch.tensor(order, device=device))]              # input order
 
+    def read(self, observations, actions=None):
+        """causal: -> (B, H) hidden states at each observation's last token and, with `actions`,
+        (B, H) at each utterance's last token; one pass over observation + utterance."""
+        obs_ids = self.tokenizer(list(observations), add_special_tokens=False)["input_ids"]
+        if actions is None:
+            rows = [o or [self.tokenizer.eos_token_id] for o in obs_ids]  # an empty observation reads EOS
+            h = self.read_positions(rows, [[len(r) - 1] for r in rows])
+            return h, None
+        act_ids = self.tokenizer(list(actions), add_special_tokens=False)["input_ids"]
+        rows = [o + a for o, a in zip(obs_ids, act_ids)]
+        h = self.read_positions(rows, [[len(o) - 1, len(r) - 1] for o, r in zip(obs_ids, rows)])
+        return h[0::2], h[1::2]
+
+    def read_positions(self, rows, positions):
+        """causal: rows of token ids, each with a list of its positions -> (sum of len(positions),
+        H) hidden states at them, row by row. A row longer than max_tokens keeps its latest tokens
+        (a position cut off reads the first token kept). Encoded in length buckets, same result."""
+        cut = [max(0, len(r) - self.max_tokens) for r in rows]
+        rows = [r[c:] for r, c in zip(rows, cut)]
+        device = next(self.parameters()).device
+        parts, order = [], []
+        for idx in length_buckets([len(r) for r in rows], self.bucket_tokens):
+            enc = self.tokenizer.pad({"input_ids": [rows[i] for i in idx]}, return_tensors="pt")
+            h = self.encoder(input_ids=enc["input_ids"].to(device),
+                             attention_mask=enc["attention_mask"].to(device)).last_hidden_state.float()  # (b, L, H)
+            for b, i in enumerate(idx):
+                parts.append(h[b, torch.tensor([max(0, p - cut[i]) for p in positions[i]], device=device)])
+                order.append(i)
+        parts = [parts[k] for k in sorted(range(len(order)), key=order.__getitem__)]  # input order
+        return torch.cat(parts)
+
+    def read_batch(self, batch):
+        """causal: -> q1, q2, v1, v2 of the batch's transitions and v1, v2 of their next states,
+        each (B,), reading each game once: the transitions of one game (consecutive, same
+        `episode`, as ReplayBuffer.sample_games gives them) share one pass over the game's last
+        dialogue, when their observation, utterance and next observation are prefixes of it (a
+        question game); any other transition gets rows of its own. The values are the ones
+        forward() and v() give transition by transition (tests/test_critic.py)."""
+        tok = lambda texts: self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]  # noqa: E731
+        obs, acts, nxt = tok(batch["obs"]), tok(batch["action"]), tok(batch["next_obs"])
+        eps, n = batch["episode"], len(batch["obs"])
+        rows, positions, slots = [], [], []  # slots[k]: (transition, 0 v / 1 q / 2 v next) per position
+        i = 0
+        while i < n:
+            j = i + 1
+            while j < n and eps[j] == eps[i] and eps[i] != -1:
+                j += 1
+            final, shared = nxt[j - 1], ([], [])
+            for t in range(i, j):
+                qa = obs[t] + acts[t]
+                if final[:len(qa)] == qa and final[:len(nxt[t])] == nxt[t] and obs[t]:
+                    shared[0].extend([len(obs[t]) - 1, len(qa) - 1, len(nxt[t]) - 1])
+                    shared[1].extend([(t, 0), (t, 1), (t, 2)])
+                else:  # its own rows: observation + utterance, and the next observation
+                    rows += [qa or [self.tokenizer.eos_token_id], nxt[t] or [self.tokenizer.eos_token_id]]
+                    positions += [[max(0, len(obs[t]) - 1), max(0, len(qa) - 1)], [max(0, len(nxt[t]) - 1)]]
+                    slots += [(t, 0), (t, 1), (t, 2)]
+            if shared[0]:
+                rows.append(final)
+                positions.append(shared[0])
+                slots += shared[1]
+            i = j
+        h = self.read_positions(rows, positions)                                  # (3B, H), slot order
+        order = sorted(range(len(slots)), key=lambda k: (slots[k][1], slots[k][0]))
+        h_v, h_q, h_next = h[order].view(3, n, -1)                                # each (B, H)
+        return (self.q1(h_q).squeeze(-1), self.q2(h_q).squeeze(-1), self.v1(h_v).squeeze(-1),
+                self.v2(h_v).squeeze(-1), self.v1(h_next).squeeze(-1), self.v2(h_next).squeeze(-1))
+
     def _q_input(self, observations, actions, h_obs):
         if self.joint:  # departure 4: Q reads the utterance inside its dialogue, one sequence
             return self.embed([o + a for o, a in zip(observations, actions)])
@@ -80,20 +155,26 @@ class DoubleCritic(nn.Module):
     def forward(self, observations, actions):
         """-> q1, q2, v1, v2, each (B,)."""
         observations, actions = list(observations), list(actions)
-        h_obs = self.embed(observations)
-        h_q = self._q_input(observations, actions, h_obs)
+        if self.causal:
+            h_obs, h_q = self.read(observations, actions)
+        else:
+            h_obs = self.embed(observations)
+            h_q = self._q_input(observations, actions, h_obs)
         return (self.q1(h_q).squeeze(-1), self.q2(h_q).squeeze(-1),
                 self.v1(h_obs).squeeze(-1), self.v2(h_obs).squeeze(-1))
 
     def q(self, observations, actions):
         """-> q1, q2, each (B,)."""
         observations, actions = list(observations), list(actions)
-        h_q = self._q_input(observations, actions, None if self.joint else self.embed(observations))
+        if self.causal:
+            h_q = self.read(observations, actions)[1]
+        else:
+            h_q = self._q_input(observations, actions, None if self.joint else self.embed(observations))
         return self.q1(h_q).squeeze(-1), self.q2(h_q).squeeze(-1)
 
     def v(self, observations):
         """-> v1, v2, each (B,)."""
-        h_obs = self.embed(list(observations))
+        h_obs = self.read(observations)[0] if self.causal else self.embed(list(observations))
         return self.v1(h_obs).squeeze(-1), self.v2(h_obs).squeeze(-1)
 
 
@@ -170,11 +251,22 @@ def critic_step(critic, target, opt, q_loss_value, v_loss_value, q1, tau):
     return {"critic/q_loss": q_loss_value.item(), "critic/v_loss": v_loss_value.item(), "critic/q_mean": q1.mean().item()}
 
 
+def values(critic, batch):
+    """-> q1, q2, v1, v2 of a buffer batch's transitions, each (B,): a causal critic reads each
+    game of it once (DoubleCritic.read_batch), any other critic each transition."""
+    return critic.read_batch(batch)[:4] if critic.causal else critic(batch["obs"], batch["action"])
+
+
+def next_values(target, batch):
+    """-> V1, V2 of the target critic at the batch's next observations, each (B,)."""
+    return target.read_batch(batch)[4:] if target.causal else target.v(batch["next_obs"])
+
+
 def critic_update(critic, target, policy, opt, batch, args):
-    obs, acts = batch["obs"], batch["action"]
+    obs = batch["obs"]
     reward, done = rewards_and_dones(batch, args.device)                # (B,), (B,)
     with torch.no_grad():
-        tv1, tv2 = target.v(batch["next_obs"])                          # (B,), (B,)
+        tv1, tv2 = next_values(target, batch)                           # (B,), (B,)
         y1, y2 = td_target(reward, done, tv1, args.gamma), td_target(reward, done, tv2, args.gamma)
         if getattr(args, "mc_mix", 0) > 0:  # departure 8, train_online's --mc_mix: anchor Q to
             # the return the logged game really got
@@ -182,7 +274,7 @@ def critic_update(critic, target, policy, opt, batch, args):
             y1, y2 = mixed_target(y1, g, args.mc_mix), mixed_target(y2, g, args.mc_mix)
         fresh = policy.sample(obs)                                       # a' ~ pi(.|s)
         tq1, tq2 = target.q(obs, fresh)                                 # (B,), (B,)
-    q1, q2, v1, v2 = critic(obs, acts)
+    q1, q2, v1, v2 = values(critic, batch)
     return critic_step(critic, target, opt, q_loss(q1, q2, y1, y2), v_loss(v1, v2, tq1, tq2), q1, args.tau)
 
 
@@ -193,8 +285,18 @@ def critic_pretrain_update(critic, target, opt, batch, args):
     reward in it from the first step, where TD needs many steps to carry the reward back 20 turns.
     The online TD updates then move it from the data's player to pi."""
     g = torch.tensor(batch["mc_return"], dtype=torch.float32, device=args.device)  # (B,)
-    q1, q2, v1, v2 = critic(batch["obs"], batch["action"])
+    q1, q2, v1, v2 = values(critic, batch)
     return critic_step(critic, target, opt, q_loss(q1, q2, g, g), v_loss(v1, v2, g, g), q1, args.tau)
+
+
+def warm_start_update(critic, target, opt, batch, args):
+    """One step of the critic's warm start on offline games (--critic_pretrain): mc regresses on
+    their returns (the data's player's values); iql is offline ArCHer's update with expectile 0.9,
+    whose V tracks the better of the dataset's utterances, so Q learns what a good next question
+    is worth, not what the data's noisy player went on to get. Neither samples from the actor."""
+    if args.critic_pretrain == "iql":
+        return iql_update(critic, target, opt, batch, args, expectile=0.9)
+    return critic_pretrain_update(critic, target, opt, batch, args)
 
 
 # --- offline ArCHer critic update (IQL, paper Sec. 4.3): TD for Q, expectile regression for V, then Polyak ---
@@ -202,9 +304,12 @@ def iql_update(critic, target, opt, batch, args, expectile):
     obs, acts = batch["obs"], batch["action"]
     reward, done = rewards_and_dones(batch, args.device)          # (B,), (B,)
     with torch.no_grad():
-        tv1, tv2 = target.v(batch["next_obs"])                    # (B,) V_target_i(s')
-        tq1, tq2 = target.q(obs, acts)                            # (B,) Q_target_i(s, a_data)
-    q1, q2, v1, v2 = critic(obs, acts)
+        if target.causal:  # one pass per game for both
+            tq1, tq2, _, _, tv1, tv2 = target.read_batch(batch)   # (B,) each
+        else:
+            tv1, tv2 = target.v(batch["next_obs"])                # (B,) V_target_i(s')
+            tq1, tq2 = target.q(obs, acts)                        # (B,) Q_target_i(s, a_data)
+    q1, q2, v1, v2 = values(critic, batch)
     lq = q_loss(q1, q2, td_target(reward, done, tv1, args.gamma), td_target(reward, done, tv2, args.gamma))
     lv = expectile_loss(tq1 - v1, expectile) + expectile_loss(tq2 - v2, expectile)
     return critic_step(critic, target, opt, lq, lv, q1, args.tau)

@@ -26,10 +26,13 @@ PRESETS = {
     # A competent start on 2 CPU cores (issue 22): the tiny models with a word-level tokenizer,
     # cloned over whole dialogues of 100k scripted games (10k steps of 32 games, ~9 min on
     # twenty_questions_subset), then RL with the tiny preset's loop at 1,000 trajectories.
-    "cpu": dict(policy_lm="tiny-word", critic_lm="tiny-word", dataset_games=100_000, bc_mode="dialogue",
+    # The critic: a causal copy of the BC actor's body (departures 13, 16) that sees invalid
+    # utterances (17), warm-started by 2,000 IQL steps on the offline games (6), cached like BC.
+    "cpu": dict(policy_lm="tiny-word", critic_lm="actor", dataset_games=100_000, bc_mode="dialogue",
                 bc_bf16=False, bc_steps=10_000, bc_lr=1e-3, batch_size=32, rollout_size=32, critic_steps=20,
                 actor_steps=3, critic_batch_size=64, warmup_iters=3, eval_every=5, eval_games=128,
-                actor_lr=3e-5, critic_lr=3e-4, total_trajectories=1000),
+                actor_lr=3e-5, critic_lr=1e-3, critic_causal=True, critic_invalid=8, critic_pretrain="iql",
+                critic_pretrain_steps=2000, total_trajectories=1000),
     # The paper's settings (Zhou et al. 2024, appendix): GPT-2 actor, RoBERTa critic, 128
     # trajectories per iteration, 50 critic steps and 3 actor steps of batch 256, critic-only warm-up.
     "paper": dict(policy_lm="gpt2", critic_lm="roberta-base", rollout_size=128, critic_steps=50,
@@ -82,6 +85,9 @@ class CriticArgs:
     tau: float = field(default=0.1, metadata={"help": "Polyak rate of the target critic"})
     diag_states: int = field(default=64, metadata={"help": "held-out states the critic diagnostic (diag/* columns) scores per evaluation"})
     critic_joint: bool = field(default=True, metadata={"help": "encode observation and utterance in one sequence for Q (lets Q see repeats)"})
+    critic_pretrain: str = field(default="mc", metadata={"help": "the critic warm start's target on the offline games (with --critic_pretrain_steps): mc (their Monte-Carlo returns) or iql (offline ArCHer's TD + expectile 0.9, no sampling)"})
+    critic_invalid: int = field(default=0, metadata={"help": "question games: add this many invalid-utterance transitions (run-ons, answered 'Invalid Question.') to every critic batch"})
+    critic_causal: bool = field(default=False, metadata={"help": "a causal critic (GPT-2 body, e.g. --critic_lm tiny-word or actor; --critic_joint is then moot): V read at the observation's last token, Q at the utterance's, each game of a batch in one pass"})
 
 
 @dataclass
@@ -114,6 +120,8 @@ def parse(args_cls, argv=None):
         fail(f"unknown --kl_per {args.kl_per!r}; choose token or utterance")
     if getattr(args, "actor_samples", 1) < 1:
         fail(f"--actor_samples must be at least 1, got {args.actor_samples}")
+    if getattr(args, "critic_pretrain", "mc") not in ("mc", "iql"):
+        fail(f"--critic_pretrain must be mc or iql, not {args.critic_pretrain!r}")
     if getattr(args, "critic_lm", "") == "actor" and args.lora:
         fail("--critic_lm actor copies the actor's full weights, which --lora leaves frozen; "
              "drop --lora or name a critic model")

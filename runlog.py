@@ -12,6 +12,7 @@ Tested by the exact-resume tests: python -m pytest -q tests/test_train_online.py
 """
 import csv
 import dataclasses
+import hashlib
 import json
 import os
 import random
@@ -22,6 +23,7 @@ import torch
 
 import envs
 from flags import fail
+from models import cache_dir
 
 
 def seed_everything(seed):
@@ -164,3 +166,34 @@ def part_summary(rows):
         return sum(vals) / len(vals) if vals else 0.0
     parts = ", ".join(f"{k} {mean(f'perf/{k}_s'):.1f}" for k in ("rollout", "critic", "actor"))
     return f"seconds per iteration: {parts}; per evaluation: {mean('perf/eval_s'):.1f}"
+
+
+# --- a start (BC actor, warm critic) built once and reused by every run that would build it the same ---
+def file_hash(path):
+    """The first 24 hex digits of the file's SHA-256: a cache key's part for a file's contents."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:24]
+
+
+def cached_weights(kind, key, module, build, skip=()):
+    """Load `module`'s weights from $MINARCHER_CACHE/<kind>/<key>.pt, or run build() and save them
+    there (atomically: seeds run side by side). Weights whose names start with a `skip` prefix are
+    neither saved nor loaded (they keep their init). -> the file's path (None: cache off)."""
+    folder = cache_dir(kind)
+    path = os.path.join(folder, key + ".pt") if folder else None
+    if path and os.path.exists(path):
+        missing, unexpected = module.load_state_dict(torch.load(path, map_location="cpu"), strict=False)
+        if unexpected or any(not k.startswith(tuple(skip)) for k in missing):
+            raise RuntimeError(f"cached {kind} start {path} does not fit this model: delete it to build it again")
+        print(f"{kind} start: {path} (cached)")
+        return path
+    build()
+    if path:
+        os.makedirs(folder, exist_ok=True)
+        weights = {k: v for k, v in module.state_dict().items() if not k.startswith(tuple(skip))}
+        torch.save(weights, f"{path}.{os.getpid()}.tmp")
+        os.replace(f"{path}.{os.getpid()}.tmp", path)
+    return path

@@ -30,7 +30,7 @@ import build
 import flags
 import runlog
 from actor import actor_update, awr_weights
-from buffer import ReplayBuffer
+from buffer import ReplayBuffer, critic_batch
 from critic import advantage, iql_update
 from evaluate import diagnose, evaluate_policy
 
@@ -129,7 +129,7 @@ def main(argv=None):
     for iteration in tqdm(range(iteration + 1, args.iterations + 1), desc=f"{args.algo} {args.env}"):
         stats = {}
         for _ in range(args.critic_steps if critic else 0):
-            stats.update(iql_update(critic, target, critic_opt, buffer.sample(args.critic_batch_size, rng), args, expectile))
+            stats.update(iql_update(critic, target, critic_opt, critic_batch(buffer, env, critic, args, rng), args, expectile))
         if args.algo == "iql_reinforce":
             for _ in range(args.actor_steps):
                 stats.update(actor_update(actor, reference, critic, actor_opt,

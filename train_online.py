@@ -13,6 +13,8 @@ Each iteration: collect `rollout_size` games with the current actor -> replay bu
 `actor_steps` policy-gradient steps on buffer states with freshly sampled utterances. Every
 `eval_every` iterations: evaluate on fixed games, log, checkpoint. See README, "The algorithm, and the names in metrics.csv".
 """
+import hashlib
+import json
 import os
 import random
 from dataclasses import dataclass, field
@@ -26,9 +28,9 @@ import envs
 import flags
 import runlog
 from actor import actor_update
-from buffer import ReplayBuffer
+from buffer import ReplayBuffer, critic_batch
 from chai import ChaiPolicy
-from critic import critic_pretrain_update, critic_update
+from critic import critic_update, warm_start_update
 from evaluate import diagnose, evaluate_policy
 
 
@@ -47,7 +49,7 @@ class Args(flags.PolicyGradientArgs, flags.CriticArgs, flags.CommonArgs):
     actor_loss: str = field(default="pg", metadata={"help": "archer's actor: pg (the paper's REINFORCE on A) or awr (weights exp(awr_beta * A) on fresh samples: every sample pushed up, the better ones more)"})
     awr_beta: float = field(default=1.0, metadata={"help": "actor_loss awr: temperature of the weights (A is normalised per batch first when normalize_adv)"})
     sil_coef: float = field(default=0.0, metadata={"help": "archer: weight of a self-imitation term, BC on the top filter_top of the actor's own games so far, added to the actor loss (0 = off, as in the paper)"})
-    critic_pretrain_steps: int = field(default=0, metadata={"help": "archer/chai: steps regressing Q and V on the offline games' Monte-Carlo returns before RL (0 = off, as in the paper)"})
+    critic_pretrain_steps: int = field(default=0, metadata={"help": "archer/chai: critic warm-start steps on the offline games before RL (--critic_pretrain; 0 = off, as in the paper)"})
 
     def __post_init__(self):  # bad flags: one line on stderr, exit 2 (flags.fail)
         if self.algo not in ("archer", "filtered_bc", "chai"):
@@ -58,6 +60,28 @@ class Args(flags.PolicyGradientArgs, flags.CriticArgs, flags.CommonArgs):
             flags.fail(f"--sil_coef {self.sil_coef} needs --algo archer and a weight >= 0")
         if self.actor_loss == "awr" and (self.token_baseline or self.actor_samples > 1):
             flags.fail("--actor_loss awr weights whole utterances: it takes no --token_baseline or --actor_samples")
+
+
+def warm_start_critic(critic, target, data, env, args):
+    """Departure 6: --critic_pretrain_steps of --critic_pretrain (Monte-Carlo regression or IQL)
+    on the offline games (critic.warm_start_update), then the target is set to the fitted critic.
+    Like the BC start it is cached, by the BC start's key and the critic's settings, and draws
+    from its own RNG and optimiser, so a run that finds it cached goes on exactly as one that
+    built it."""
+    offline = ReplayBuffer(gamma=args.gamma)
+    offline.add_episodes(data)
+    fields = {k: getattr(args, k) for k in ("critic_lm", "critic_causal", "critic_joint", "critic_pretrain",
+                                            "critic_pretrain_steps", "critic_lr", "critic_batch_size", "critic_invalid",
+                                            "gamma", "tau")}
+    start = bc.start_key(args) if not args.bc_checkpoint else runlog.file_hash(args.bc_checkpoint)  # the actor it starts from
+    key = hashlib.sha256(json.dumps({"bc": start, **fields, "version": 1}, sort_keys=True).encode())
+
+    def fit():
+        rng, opt = random.Random(f"critic-{args.seed}"), torch.optim.AdamW(critic.parameters(), lr=args.critic_lr)
+        for _ in tqdm(range(args.critic_pretrain_steps), desc="critic warm start", leave=False):
+            warm_start_update(critic, target, opt, critic_batch(offline, env, critic, args, rng), args)
+    runlog.cached_weights("critic", key.hexdigest()[:24], critic, fit)
+    target.load_state_dict(critic.state_dict())  # start TD from the fitted critic itself
 
 
 def main(argv=None):
@@ -112,14 +136,8 @@ def main(argv=None):
     else:
         if args.prefill and critic:  # departure 5 (filtered BC imitates its own games only)
             buffer.add_episodes(data)
-        if critic and args.critic_pretrain_steps:
-            offline = buffer  # the prefilled buffer holds exactly the offline games here
-            if not args.prefill:
-                offline = ReplayBuffer(gamma=args.gamma)
-                offline.add_episodes(data)
-            for _ in tqdm(range(args.critic_pretrain_steps), desc="critic warm start", leave=False):
-                critic_pretrain_update(critic, target, critic_opt, offline.sample(args.critic_batch_size, rng), args)
-            target.load_state_dict(critic.state_dict())  # start TD from the fitted critic itself
+        if critic and args.critic_pretrain_steps:  # departure 6, cached like the BC start
+            warm_start_critic(critic, target, data, env, args)
     timer, wall0 = runlog.Timer(), float(log.rows[-1]["wall_s"]) if log.rows else 0.0
     parts, last_eval = runlog.PartTimes(), [iteration]  # perf/*_s: seconds per iteration of each part
 
@@ -166,8 +184,8 @@ def main(argv=None):
         if critic:  # ArCHer and CHAI learn the same critic, of the policy that plays
             with parts("critic"):
                 for _ in range(args.critic_steps):
-                    stats.update(critic_update(critic, target, policy, critic_opt,
-                                               buffer.sample(args.critic_batch_size, rng), args))
+                    batch = critic_batch(buffer, env, critic, args, rng)
+                    stats.update(critic_update(critic, target, policy, critic_opt, batch, args))
         if args.algo == "archer" and iteration > args.warmup_iters:
             with parts("actor"):
                 # self-imitation draws from the actor's own games only, like filtered BC

@@ -2,12 +2,14 @@
 critic_diagnostic) against training seconds, for several critic encoders from one BC actor.
 
     python -m benchmarks.bench_critic --preset cpu --env twenty_questions_subset \\
-        --bc_checkpoint runs/<run>/bc.pt --candidates tiny-word,actor --steps 300
+        --bc_checkpoint runs/<run>/bc.pt --candidates tiny-word,tiny-word@causal --steps 300
 
-Each candidate (a --critic_lm value; "actor" = a copy of the BC actor's body, departure 13) gets
---pretrain_steps Monte-Carlo warm-start steps on the offline data (departure 6), then --steps of
+Each candidate (a --critic_lm value; "actor" = a copy of the BC actor's body, departure 13; a
+"@causal" suffix reads it as a causal critic, departure 16: one pass, V and Q at token positions) gets
+--pretrain_steps warm-start steps on the offline data (departure 6; --critic_pretrain mc or iql), then --steps of
 ArCHer's own critic_update (TD for Q, Q_target at a fresh a' ~ pi for V) on the offline data,
-with pi the BC actor. Every --every steps it scores the diagnostic on held-out scripted games:
+with pi the BC actor. Every --every steps (and after the last) it scores the diagnostic on
+held-out scripted games:
 rank_repeat, rank_ruled_out, rank_invalid (0.5 = chance, 1 = always prefers the expert's
 question) and q_mc_corr. The table goes to stdout, and with --out to a JSON file.
 """
@@ -22,15 +24,15 @@ import build
 import envs
 import flags
 import runlog
-from buffer import ReplayBuffer
-from critic import critic_diagnostic, critic_pretrain_update, critic_update
+from buffer import ReplayBuffer, critic_batch
+from critic import critic_diagnostic, critic_update, warm_start_update
 
 
 @dataclass
 class Args(flags.CriticArgs, flags.CommonArgs):
-    candidates: str = field(default="tiny-word,actor", metadata={"help": "comma-separated --critic_lm values to compare"})
+    candidates: str = field(default="tiny-word,tiny-word@causal,actor@causal", metadata={"help": "comma-separated --critic_lm values to compare; NAME@causal reads it as a causal critic (--critic_causal)"})
     steps: int = field(default=300, metadata={"help": "critic_update steps per candidate"})
-    pretrain_steps: int = field(default=0, metadata={"help": "Monte-Carlo warm-start steps before them"})
+    pretrain_steps: int = field(default=0, metadata={"help": "warm-start steps before them (--critic_pretrain: mc or iql)"})
     every: int = field(default=100, metadata={"help": "score the diagnostic every N steps"})
     out: str = field(default="", metadata={"help": "also write the results to this JSON file"})
 
@@ -47,7 +49,10 @@ def main(argv=None):
     rows = []
     for name in args.candidates.split(","):
         runlog.seed_everything(args.seed)
-        args.critic_lm = name
+        args.critic_lm, _, read = name.partition("@")
+        if read not in ("", "causal"):
+            flags.fail(f"candidate {name!r}: the only reading after '@' is 'causal' (e.g. tiny-word@causal)")
+        args.critic_causal = read == "causal"
         actor = build.build_actor(args, data)
         actor.load_state_dict(torch.load(args.bc_checkpoint, map_location=args.device))
         actor.requires_grad_(False)
@@ -55,7 +60,7 @@ def main(argv=None):
         opt = torch.optim.AdamW(critic.parameters(), lr=args.critic_lr)
         rng, seconds = random.Random(args.seed), 0.0
         for step in range(args.pretrain_steps + args.steps + 1):
-            if step >= args.pretrain_steps and (step - args.pretrain_steps) % args.every == 0:
+            if step % args.every == 0 or step == args.pretrain_steps + args.steps:
                 diag = critic_diagnostic(critic, env, held_out, args.gamma, args.diag_states)
                 rows.append({"critic": name, "step": step, "seconds": round(seconds, 1),
                              **{k: round(v, 3) for k, v in diag.items() if k != "n_states"}})
@@ -63,9 +68,9 @@ def main(argv=None):
             if step == args.pretrain_steps + args.steps:
                 break
             t0 = time.perf_counter()
-            batch = buffer.sample(args.critic_batch_size, rng)
+            batch = critic_batch(buffer, env, critic, args, rng)
             if step < args.pretrain_steps:
-                critic_pretrain_update(critic, target, opt, batch, args)
+                warm_start_update(critic, target, opt, batch, args)
                 if step == args.pretrain_steps - 1:
                     target.load_state_dict(critic.state_dict())  # as train_online.py does
             else:

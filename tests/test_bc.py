@@ -142,11 +142,12 @@ def test_clone_start_is_cached_and_reused(tmp_path, monkeypatch, capsys):
     assert bc.clone_start(tiny_actor("tiny-word"), episodes(), args) is None
 
 
-# --preset cpu at tiny sizes: a 40-game dataset of its own, 5 BC steps, two iterations of 4 games.
+# --preset cpu at tiny sizes: a 40-game dataset of its own, 5 BC steps, 2 warm-start critic steps,
+# two iterations of 4 games.
 CPU = ["--preset", "cpu", "--env", "twenty_questions_subset", "--dataset_games", "40", "--bc_steps", "5",
        "--rollout_size", "4", "--critic_steps", "2", "--actor_steps", "1", "--batch_size", "4",
        "--critic_batch_size", "8", "--warmup_iters", "1", "--eval_every", "1", "--eval_games", "4",
-       "--max_new_tokens", "8", "--threads", "1", "--diag_states", "8"]
+       "--max_new_tokens", "8", "--threads", "1", "--diag_states", "8", "--critic_pretrain_steps", "2"]
 
 
 def test_cpu_preset_end_to_end_with_resume(run_main, tmp_path, monkeypatch):
@@ -157,7 +158,8 @@ def test_cpu_preset_end_to_end_with_resume(run_main, tmp_path, monkeypatch):
     straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
     assert run_main(train_online, *CPU, "--total_trajectories", "8", "--out_dir", straight).returncode == 0
     assert os.path.exists(data) and len(envs.read_dataset(data, envs.make("twenty_questions_subset"))) == 40
-    assert os.listdir(tmp_path / "cache" / "bc")  # the start is cached for the next run
+    assert os.listdir(tmp_path / "cache" / "bc") and os.listdir(tmp_path / "cache" / "critic")  # both starts
+    # are cached for the next run, which loads them and goes on exactly as this one
     assert run_main(train_online, *CPU, "--total_trajectories", "4", "--out_dir", split).returncode == 0
     assert run_main(train_online, *CPU, "--total_trajectories", "8", "--out_dir", split, "--resume").returncode == 0
     rows = [list(csv.DictReader(open(os.path.join(d, "metrics.csv")))) for d in (straight, split)]

@@ -128,3 +128,26 @@ def test_from_dataset_reads_lmrl_gym_json(tmp_path):
     assert [t["mc_return"] for t in buf.data] == [-1.0, 0.0]
     assert buf.data[1]["obs"] == "Questions:\nIs it red? Yes.\n" and buf.data[1]["done"]
     assert math.isclose(buf.top_episodes(1.0)[0]["return"], -1.0)
+
+
+def test_with_invalid_adds_run_ons_the_env_answers_as_invalid():
+    import envs
+    from buffer import with_invalid
+    env = envs.make("twenty_questions_subset")
+    buf = ReplayBuffer(gamma=0.5)
+    buf.add_episodes(envs.scripted_episodes(env, "mediocre", 5, seed=3))
+    batch = buf.sample(6, random.Random(0))
+    out = with_invalid(batch, env, 4, random.Random(1), gamma=0.5)
+    assert {k: v[:6] for k, v in out.items()} == batch  # the sampled transitions are untouched
+    added = {k: v[6:] for k, v in out.items()}
+    assert 1 <= len(added["obs"]) <= 4 and all(len(v) == len(added["obs"]) for v in added.values())
+    for o, a, r, nxt, d, g, e in zip(*(added[k] for k in ("obs", "action", "reward", "next_obs", "done",
+                                                          "mc_return", "episode"))):
+        game = env.clone()  # what the real env does with this utterance in this dialogue
+        game.reset(secret=env.secrets[0])
+        game.history, game.turn = envs.parse_history(o, (env.invalid_answer, "Yes.", "No.")), o.count("\n") - 1
+        assert game.observation() == o and env.answer(env.secrets[1], a) == env.invalid_answer
+        assert (nxt, r, bool(d)) == game.step(a)[:3] and nxt.endswith(env.invalid_answer + "\n")
+        i = batch["obs"].index(o)
+        assert g == pytest.approx(-1 + 0.5 * (1 - d) * batch["mc_return"][i]) and e == -1
+    assert with_invalid(batch, env, 0, random.Random(1), 0.5) is batch

@@ -112,6 +112,71 @@ def test_critic_shapes_padding_invariance_and_consistency(tiny_encoder, joint):
     assert tok.padding_side == "right" and critic.tokenizer is not tok
 
 
+@pytest.fixture(scope="module")
+def tiny_causal():
+    torch.manual_seed(0)
+    tok, lm = models.load_tokenizer_and_lm("tiny", kind="causal", corpus=["Questions:\nIs it red? No.\n"] * 10)
+    return tok, lm.base_model
+
+
+def test_causal_critic_reads_v_and_q_in_one_pass(tiny_causal):
+    tok, enc = tiny_causal
+    critic = DoubleCritic(enc, tok, hidden=32, causal=True)
+    calls = []
+    hook = critic.encoder.register_forward_hook(lambda *_: calls.append(1))
+    obs = ["Questions:\n", "Questions:\nIs it red? No.\nIs it an animal? Yes.\n", "Questions:\nIs it red? Yes.\n"]
+    acts = ["Is it a fruit?", "", "Is it a fruit?"]
+    with torch.no_grad():
+        q1, q2, v1, v2 = critic(obs, acts)
+        assert len(calls) == 1  # Q and V of every row from one pass of the encoder
+        assert all(x.shape == (3,) and torch.isfinite(x).all() for x in (q1, q2, v1, v2))
+        # V(s) is read before the utterance: the same number when the observation is read alone
+        torch.testing.assert_close(critic.v(obs), (v1, v2), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(critic.q(obs, acts), (q1, q2), atol=1e-5, rtol=1e-5)
+        alone = critic(obs[:1], acts[:1])  # padding changes nothing
+        for batched, single in zip((q1, q2, v1, v2), alone):
+            torch.testing.assert_close(batched[:1], single, atol=1e-5, rtol=1e-5)
+        # Q reads the utterance, and reads it in its dialogue: another utterance or another
+        # history (rows 0 and 2 ask the same question) gives another Q
+        assert critic.q(obs[:1], ["Is it a tool?"])[0] != q1[0]
+        assert q1[2] != q1[0]
+    hook.remove()
+    critic.bucket_tokens = 8  # one row per bucket: the same values
+    with torch.no_grad():
+        for a, b in zip(critic(obs, acts), (q1, q2, v1, v2)):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_causal_critic_reads_whole_games_once_with_the_values_of_each_transition(tiny_causal):
+    import random
+    from buffer import ReplayBuffer, with_invalid
+    tok, enc = tiny_causal
+    env = envs.make("twenty_questions_subset")
+    critic = DoubleCritic(enc, tok, hidden=32, causal=True, bucket_tokens=64)
+    buf = ReplayBuffer()
+    buf.add_episodes(envs.scripted_episodes(env, "mediocre", 6, seed=1))
+    games = buf.sample_games(12, random.Random(0))          # whole games, each in turn order
+    assert len(games["obs"]) >= 12 and games["done"][-1] == 1.0
+    loose = buf.sample(5, random.Random(1))                 # single transitions of other games
+    batch = with_invalid({k: games[k] + loose[k] for k in games}, env, 3, random.Random(2), 0.95)
+    with torch.no_grad():
+        q1, q2, v1, v2, n1, n2 = critic.read_batch(batch)
+        e1, e2, f1, f2 = critic(batch["obs"], batch["action"])
+        g1, g2 = critic.v(batch["next_obs"])
+    for a, b in zip((q1, q2, v1, v2, n1, n2), (e1, e2, f1, f2, g1, g2)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    rows = []  # the sequences the encoder reads: one per game, at most two per loose or invalid transition
+    critic.bucket_tokens = 0
+    hook = critic.encoder.register_forward_hook(lambda m, args, kw, out: rows.append(kw["input_ids"].shape[0]),
+                                                with_kwargs=True)
+    with torch.no_grad():
+        critic.read_batch(batch)
+    hook.remove()
+    n_loose = len(batch["obs"]) - len(games["obs"])
+    assert len(rows) == 1 and rows[0] <= len(set(games["episode"])) + 2 * n_loose
+    assert rows[0] < len(batch["obs"])  # read one at a time, each transition would take two rows
+
+
 def test_length_buckets_give_the_same_values_and_gradients(tiny_encoder):
     tok, enc = tiny_encoder
     torch.manual_seed(1)

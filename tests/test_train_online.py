@@ -46,7 +46,8 @@ def rows(out_dir):
 
 
 @pytest.mark.parametrize("algo", ["archer", "filtered_bc", "chai"])
-def test_tiny_run_writes_metrics_curve_samples_and_checkpoint(tmp_path, run, algo):
+def test_tiny_run_writes_metrics_curve_samples_and_checkpoint(tmp_path, run, algo, monkeypatch):
+    monkeypatch.setenv("MINARCHER_CACHE", str(tmp_path / "cache"))  # BC and warm critic built here, not loaded
     out = str(tmp_path / algo)
     # archer's run also takes the critic warm start and the leave-one-out actor baseline
     warm = ["--critic_pretrain_steps", "2", "--actor_samples", "2"] if algo == "archer" else []
@@ -55,6 +56,7 @@ def test_tiny_run_writes_metrics_curve_samples_and_checkpoint(tmp_path, run, alg
     k = ["--chai_k", "2"] if algo == "chai" else []  # two candidates per turn exercise the ranking as five do
     p = (run_subprocess if algo == "archer" else run)(*TINY, "--algo", algo, "--total_trajectories", "8", "--out_dir", out, *warm, *k)
     assert ("critic warm start" in p.stderr) == bool(warm)
+    assert os.path.isdir(tmp_path / "cache" / "critic") == bool(warm)  # cached for the next run
     r = rows(out)
     assert [int(float(x["trajectories"])) for x in r] == [0, 4, 8]  # the BC start, then each iteration
     for key in ["iteration", "eval_return", "eval_success", "eval_return_greedy", "wall_s"]:
