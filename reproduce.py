@@ -130,6 +130,7 @@ def summarize(args):
              f"| final (greedy) median | best (sampled) mean | {xkey.replace('_', ' ')} | wall time per run |",
              "|---|---|---|---|---|---|---|---|---|"]
     curves = {}  # algo -> (x, mean eval return over seeds)
+    per_seed = {}  # algo -> (x, (seeds, points) eval returns)
     cut = []     # notes on the seeds left out
     for algo in args.algos:
         runs = {s: aligned(read_rows(os.path.join(args.out, f"{algo}-s{s}")), xkey) for s in range(args.seeds)}
@@ -151,6 +152,7 @@ def summarize(args):
         y = np.array([[run[v]["eval_return"] for v in x] for run in runs])      # (seeds, points)
         g = np.array([[run[v]["eval_return_greedy"] for v in x] for run in runs])
         curves[algo] = (x, y.mean(0))
+        per_seed[algo] = (x, y)
         ax.plot(np.maximum(x, 1), y.mean(0), label=algo)
         ax.fill_between(np.maximum(x, 1), y.min(0), y.max(0), alpha=0.2)
         wall = np.mean([run[x[-1]]["wall_s"] for run in runs]) / 60
@@ -168,10 +170,37 @@ def summarize(args):
     fig.tight_layout()
     fig.savefig(os.path.join(args.out, "figure.png"), dpi=110)
     table = "\n".join(lines + [""] * bool(cut) + cut
-                       + ([] if args.offline else ["", efficiency_ratio(curves)]))
+                       + ([] if args.offline else ["", efficiency_ratio(curves), *threshold_table(per_seed)]))
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(table + "\n")
     print(table)
+
+
+def threshold_table(per_seed, gains=(2, 4)):
+    """Sample efficiency at fixed thresholds, seed by seed: the trajectories a run needed before its
+    sampled eval return first reached its own BC start + 2 (and + 4), median [min, max] over the
+    seeds (a seed that never got there counts as infinite), and each method's median over
+    ArCHer's. Markdown lines for results.md."""
+    lines = ["", "| method | " + " | ".join(f"trajectories to start + {g}: median [min, max], seeds there" for g in gains)
+             + " |", "|---|" + "---|" * len(gains)]
+    need = {}
+    for algo, (x, y) in per_seed.items():
+        cells = []
+        for g in gains:
+            hit = y >= y[:, :1] + g                                                  # (seeds, points)
+            n = np.where(hit.any(1), x[hit.argmax(1)], np.inf)                       # (seeds,)
+            need[algo, g] = np.median(n)
+            there = n[np.isfinite(n)]
+            cells.append(f"{np.median(n):,.0f} [{there.min():,.0f}, {n.max():,.0f}], {len(there)}/{len(n)}"
+                         if np.isfinite(np.median(n)) else f"not reached, {len(there)}/{len(n)}")
+        lines.append(f"| {algo} | " + " | ".join(cells) + " |")
+    for g in gains:
+        base = need.get(("archer", g), np.inf)
+        ratios = [f"{algo} {need[algo, g] / base:.1f}x" for algo in per_seed
+                  if algo != "archer" and np.isfinite(need[algo, g]) and np.isfinite(base)]
+        if ratios:
+            lines.append(f"\nAt start + {g}, each method's median trajectories over ArCHer's: {', '.join(ratios)}.")
+    return lines
 
 
 def efficiency_ratio(curves):

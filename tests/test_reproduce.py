@@ -32,6 +32,19 @@ def test_an_inverted_ratio_is_measured_at_archer_best():
     assert line.endswith("at ArCHer's best (-12.00) it is PPO 150 trajectories / ArCHer 300: 0.5x")
 
 
+def test_thresholds_are_read_seed_by_seed_from_each_seeds_own_start():
+    x = np.array([0, 100, 200, 300])
+    archer = np.array([[-8.0, -7.0, -5.9, -3.9],     # + 2 at 200, + 4 at 300
+                       [-7.0, -4.9, -4.0, -4.5],     # + 2 at 100, + 4 never
+                       [-6.0, -4.0, -3.0, -2.0]])    # + 2 at 100, + 4 at 300
+    fbc = np.array([[-8.0, -7.5, -7.0, -5.9], [-7.0, -7.0, -7.0, -7.0], [-6.0, -5.0, -4.0, -3.0]])
+    lines = reproduce.threshold_table({"archer": (x, archer), "filtered_bc": (x, fbc)})
+    rows = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ") and "---" not in line}
+    assert rows["archer"] == "| archer | 100 [100, 200], 3/3 | 300 [300, inf], 2/3 |"
+    assert rows["filtered_bc"] == "| filtered_bc | 300 [200, inf], 2/3 | not reached, 0/3 |"
+    assert lines[-1] == "\nAt start + 2, each method's median trajectories over ArCHer's: filtered_bc 3.0x."
+
+
 def test_no_ratio_when_the_best_is_the_start():
     # At the floor a method's best can be its untrained start (x = 0): no ratio is read there.
     flat = (np.array([0, 1000, 2000]), np.array([-19.0, -19.5, -19.2]))
