@@ -17,7 +17,6 @@ import math
 import torch
 
 import envs
-from tasks.dialogue import MAX_CHARS
 
 FIELDS = ("obs", "action", "reward", "next_obs", "done", "mc_return", "episode")
 
@@ -146,7 +145,7 @@ def invalid_utterance(utterances, rng):
     if shape == 0:
         return ""
     parts = []
-    while len(" ".join(parts)) <= MAX_CHARS:
+    while len(" ".join(parts)) <= envs.MAX_CHARS:
         parts.append(rng.choice(utterances).strip() if shape == 1 else " ".join(words[:rng.randint(1, 4)]))
     return " ".join(parts)
 

@@ -254,12 +254,12 @@ def critic_step(critic, target, opt, q_loss_value, v_loss_value, q1, tau):
 def values(critic, batch):
     """-> q1, q2, v1, v2 of a buffer batch's transitions, each (B,): a causal critic reads each
     game of it once (DoubleCritic.read_batch), any other critic each transition."""
-    return critic.read_batch(batch)[:4] if critic.causal else critic(batch["obs"], batch["action"])
+    return critic.read_batch(batch)[:4] if getattr(critic, "causal", False) else critic(batch["obs"], batch["action"])
 
 
 def next_values(target, batch):
     """-> V1, V2 of the target critic at the batch's next observations, each (B,)."""
-    return target.read_batch(batch)[4:] if target.causal else target.v(batch["next_obs"])
+    return target.read_batch(batch)[4:] if getattr(target, "causal", False) else target.v(batch["next_obs"])
 
 
 def critic_update(critic, target, policy, opt, batch, args):
@@ -304,7 +304,7 @@ def iql_update(critic, target, opt, batch, args, expectile):
     obs, acts = batch["obs"], batch["action"]
     reward, done = rewards_and_dones(batch, args.device)          # (B,), (B,)
     with torch.no_grad():
-        if target.causal:  # one pass per game for both
+        if getattr(target, "causal", False):  # one pass per game for both
             tq1, tq2, _, _, tv1, tv2 = target.read_batch(batch)   # (B,) each
         else:
             tv1, tv2 = target.v(batch["next_obs"])                # (B,) V_target_i(s')

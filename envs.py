@@ -30,7 +30,7 @@ import sys
 
 from tasks import GAME_FILE_VAR, WEBSHOP_SERVER_VAR, game_data  # noqa: F401 (the flags set these)
 # The question games' shape, re-exported: callers need only `import envs`.
-from tasks.dialogue import (HEADER, SKILLS, DatasetError, DialogueEnv, ScriptedPlayer,  # noqa: F401
+from tasks.dialogue import (HEADER, MAX_CHARS, SKILLS, DatasetError, DialogueEnv, ScriptedPlayer,  # noqa: F401
                             load_dataset, parse_history, save_dataset)
 
 # name -> (module, class). Imported lazily so one game's data (or optional package) never loads for another.
