@@ -172,10 +172,7 @@ def start_key(args):
     """A hash of everything that decides the BC start: the env, the dataset's bytes, the actor's
     model and how it is loaded, the BC settings and the seed (which also seeds the actor's random
     init). Not the RL flags: every method of one seed shares the start."""
-    h = hashlib.sha256()
-    with open(args.dataset, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    h = runlog.hash_file(hashlib.sha256(), args.dataset)
     fields = {k: getattr(args, k) for k in ("env", "policy_lm", "bf16", "lora", "bc_mode", "bc_steps", "bc_lr",
                                             "batch_size", "bc_bf16", "seed")}
     h.update(json.dumps({**fields, "version": BC_VERSION}, sort_keys=True).encode())

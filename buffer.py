@@ -21,6 +21,13 @@ import envs
 FIELDS = ("obs", "action", "reward", "next_obs", "done", "mc_return", "episode")
 
 
+def _batch(transitions):
+    """Transitions -> the dict of lists a critic or actor step takes (done as a float)."""
+    batch = {k: [t[k] for t in transitions] for k in FIELDS}
+    batch["done"] = [float(d) for d in batch["done"]]
+    return batch
+
+
 class ReplayBuffer:
     def __init__(self, capacity=100_000, gamma=0.95):
         self.capacity, self.gamma = int(capacity), float(gamma)
@@ -66,10 +73,7 @@ class ReplayBuffer:
         Lists, not tensors: the trainer puts them on its device as it needs."""
         if not self.data:
             raise ValueError("sample() from an empty ReplayBuffer: add episodes first")
-        picks = [self.data[rng.randrange(len(self.data))] for _ in range(batch_size)]
-        batch = {k: [t[k] for t in picks] for k in FIELDS}
-        batch["done"] = [float(d) for d in batch["done"]]
-        return batch
+        return _batch([self.data[rng.randrange(len(self.data))] for _ in range(batch_size)])
 
     def sample_games(self, n_transitions, rng):
         """Whole games, drawn uniformly (with replacement) among those still whole in the buffer,
@@ -83,9 +87,7 @@ class ReplayBuffer:
         while len(picks) < n_transitions:
             m = self.episodes[whole[rng.randrange(len(whole))]]
             picks += [self.data[(m["start"] + k) % self.capacity] for k in range(m["length"])]
-        batch = {k: [t[k] for t in picks] for k in FIELDS}
-        batch["done"] = [float(d) for d in batch["done"]]
-        return batch
+        return _batch(picks)
 
     def top_episodes(self, fraction=0.1, since=0):
         """The best `fraction` (at least one) of the games still whole in the buffer, by return, as

@@ -45,7 +45,7 @@ class DoubleCritic(nn.Module):
     utterance inside its dialogue (an empty utterance: Q_i at the observation's last token). No
     pooling: a causal state already summarises everything before it, so V(s) is the same number
     whether or not an utterance follows, and in a question game ONE pass over a whole dialogue
-    gives Q and V at every turn (`read_positions`, `critic_pretrain_games`; tests/test_critic.py)."""
+    gives Q and V at every turn (`read_batch`; tests/test_critic.py)."""
 
     def __init__(self, encoder, tokenizer, hidden=None, joint=False, max_tokens=512, bucket_tokens=0, causal=False):
         super().__init__()

@@ -68,15 +68,15 @@ def warm_start_critic(critic, target, data, env, args):
     Like the BC start it is cached, by the BC start's key and the critic's settings, and draws
     from its own RNG and optimiser, so a run that finds it cached goes on exactly as one that
     built it."""
-    offline = ReplayBuffer(gamma=args.gamma)
-    offline.add_episodes(data)
     fields = {k: getattr(args, k) for k in ("critic_lm", "critic_causal", "critic_joint", "critic_pretrain",
                                             "critic_pretrain_steps", "critic_lr", "critic_batch_size", "critic_invalid",
                                             "gamma", "tau")}
     start = bc.start_key(args) if not args.bc_checkpoint else runlog.file_hash(args.bc_checkpoint)  # the actor it starts from
     key = hashlib.sha256(json.dumps({"bc": start, **fields, "version": 1}, sort_keys=True).encode())
 
-    def fit():
+    def fit():  # (only when the cache has no such start)
+        offline = ReplayBuffer(gamma=args.gamma)
+        offline.add_episodes(data)
         rng, opt = random.Random(f"critic-{args.seed}"), torch.optim.AdamW(critic.parameters(), lr=args.critic_lr)
         for _ in tqdm(range(args.critic_pretrain_steps), desc="critic warm start", leave=False):
             warm_start_update(critic, target, opt, critic_batch(offline, env, critic, args, rng), args)
