@@ -55,7 +55,7 @@ def parse_history(observation, tails=()):
 
 class DialogueEnv:
     """Base of the question games. A subclass sets `name` and `secrets` and implements `_oracle`,
-    `is_success`, `question_bank`, `guess`, `label` and `resolve` (see twenty_questions.py)."""
+    `is_success`, `question_bank`, `guess_forms`, `label` and `resolve` (see twenty_questions.py)."""
 
     name = "dialogue"
     max_turns = 20
@@ -97,6 +97,28 @@ class DialogueEnv:
         info = {"success": success, "answer": answer, "turn": self.turn, "secret": self.secret}
         return self.observation(), (0.0 if success else -1.0), self.done, info
 
+    # --- how the scripted players name a secret ---
+    def guess_forms(self, secret):
+        """-> (names, templates): a guess is one of the templates ("Is it {}?") filled with one
+        of the names of `secret`, both drawn uniformly (a subclass defines them)."""
+        raise NotImplementedError
+
+    def guess(self, secret, rng):
+        """A scripted guess of `secret`: a name, then a template, each drawn uniformly."""
+        names, templates = self.guess_forms(secret)
+        name = rng.choice(names)
+        return rng.choice(templates).format(name)
+
+    def guess_probs(self, secret):
+        """-> {utterance: probability} of `guess(secret, rng)` over the rng's draws."""
+        names, templates = self.guess_forms(secret)
+        probs = {}
+        for name in names:
+            for template in templates:
+                text = template.format(name)
+                probs[text] = probs.get(text, 0.0) + 1 / (len(names) * len(templates))
+        return probs
+
     def clone(self):
         """A fresh copy for one game of a batch (the knowledge base is shared, not copied)."""
         twin = copy.copy(self)
@@ -135,6 +157,10 @@ class ScriptedPlayer:
             self.cache[(s, question)] = self.env.answer(self.env.secrets[s], question)
         return self.cache[(s, question)]
 
+    def history(self, observation):
+        """The observation's (question, answer) pairs, as the player reads them."""
+        return parse_history(observation, (self.env.invalid_answer, "Yes.", "No."))
+
     def candidates(self, history):
         return [s for s in range(len(self.env.secrets))
                 if all(self._answer(s, q) == a for q, a in history)]
@@ -143,7 +169,7 @@ class ScriptedPlayer:
         return [self.act(obs) for obs in observations]
 
     def act(self, observation):
-        history = parse_history(observation, (self.env.invalid_answer, "Yes.", "No."))
+        history = self.history(observation)
         cands = self.candidates(history) or list(range(len(self.env.secrets)))
         if self.rng.random() < self.noise:  # a mistake, of the kinds weak questioners make
             kind = self.rng.random()
@@ -156,18 +182,75 @@ class ScriptedPlayer:
             return self.env.guess(self.env.secrets[cands[0]], self.rng)
         asked = {q for q, _ in history}
         best, best_h = None, 1e-9
+        for k, h in self._entropies(cands, asked):
+            if h > best_h + 1e-9 or (abs(h - best_h) <= 1e-9 and self.rng.random() < 0.5):
+                best, best_h = k, h
+        if best is None:  # nothing splits the candidates any more: guess one of them
+            return self.env.guess(self.env.secrets[self.rng.choice(cands)], self.rng)
+        return self.rng.choice(self.bank[best])
+
+    def _entropies(self, cands, asked):
+        """(bank index, entropy of its answers over the candidates) for each question not asked yet."""
         for k, group in enumerate(self.bank):
             if asked.intersection(group):
                 continue
             counts = {}
             for s in cands:
                 counts[self.table[k][s]] = counts.get(self.table[k][s], 0) + 1
-            h = -sum(c / len(cands) * math.log(c / len(cands)) for c in counts.values())
-            if h > best_h + 1e-9 or (abs(h - best_h) <= 1e-9 and self.rng.random() < 0.5):
-                best, best_h = k, h
-        if best is None:  # nothing splits the candidates any more: guess one of them
-            return self.env.guess(self.env.secrets[self.rng.choice(cands)], self.rng)
-        return self.rng.choice(self.bank[best])
+            yield k, -sum(c / len(cands) * math.log(c / len(cands)) for c in counts.values())
+
+    def probs(self, observation):
+        """-> {utterance: probability} of `act(observation)`, exactly: the same branches, with each
+        random draw replaced by its probabilities. The data's per-utterance entropy floor and the
+        KL(data || model) of a cloned actor follow from it (benchmarks/bc_gap.py). Note what the
+        tie rule of `act` does: best_h starts at 1e-9, so a question that splits nothing (h = 0)
+        ties with it and wins its coin; the player guesses only when every such coin fails."""
+        env, out = self.env, {}
+
+        def add(probs, w):
+            for text, p in probs.items():
+                out[text] = out.get(text, 0.0) + w * p
+
+        def guesses(secrets, w):
+            for s in secrets:
+                add(env.guess_probs(s), w / len(secrets))
+
+        def questions(groups, w):
+            for k in groups:
+                add({q: 1 / len(self.bank[k]) for q in self.bank[k]}, w / len(groups))
+
+        history = self.history(observation)
+        cands = self.candidates(history) or list(range(len(env.secrets)))
+        if self.noise > 0:
+            repeat = 0.3 if history else 0.0
+            for q, _ in history:
+                add({q: 1.0}, self.noise * repeat / len(history))
+            guesses(env.secrets, self.noise * (0.6 - repeat))
+            questions(range(len(self.bank)), self.noise * 0.4)
+        good = 1 - self.noise
+        if len(cands) == 1:
+            guesses([env.secrets[cands[0]]], good)
+            return out
+        # act's running-best loop as a distribution over its state (best, best_h)
+        states = {(None, 1e-9): 1.0}
+        for k, h in self._entropies(cands, {q for q, _ in history}):
+            nxt = {}
+            for (best, best_h), p in states.items():
+                if h > best_h + 1e-9:
+                    moves = [((k, h), p)]
+                elif abs(h - best_h) <= 1e-9:
+                    moves = [((k, h), p / 2), ((best, best_h), p / 2)]
+                else:
+                    moves = [((best, best_h), p)]
+                for state, q in moves:
+                    nxt[state] = nxt.get(state, 0.0) + q
+            states = nxt
+        for (best, _), p in states.items():
+            if best is None:
+                guesses([env.secrets[s] for s in cands], good * p)
+            else:
+                questions([best], good * p)
+        return out
 
 
 # --- the LMRL-Gym JSON dataset format ---

@@ -102,10 +102,9 @@ class GuessCity(DialogueEnv):
     def question_bank(self):
         return QUESTION_BANK
 
-    def guess(self, secret, rng):
-        alias = rng.choice(CITIES[secret]["aliases"][:2])
-        return rng.choice(["Is your city {}?", "Are you from {}?", "Is it {}?", "Is the city you are from {}?",
-                           "Do you live in {}?"]).format(alias)
+    def guess_forms(self, secret):
+        return CITIES[secret]["aliases"][:2], ["Is your city {}?", "Are you from {}?", "Is it {}?",
+                                               "Is the city you are from {}?", "Do you live in {}?"]
 
     def label(self, secret):
         return CITIES[secret]["label"]

@@ -316,12 +316,12 @@ class TwentyQuestions(DialogueEnv):
     def question_bank(self):
         return [list(group) for group in self.bank]
 
-    def guess(self, secret, rng):
-        v = rng.choice(self.rows[secret]["variants"])
-        plural = v.endswith("s") and not v.endswith(("ss", "us", "as")) or v == "cacti"
-        art = "" if plural else "an " if v[0] in "aeiou" else "a "
-        return rng.choice(["Is it {}{}?", "Is the object {}{}?", "Could it be {}{}?", "Is the hidden word {}{}?",
-                           "Is it {}{}?"]).format(art, v)
+    def guess_forms(self, secret):
+        def article(v):
+            plural = v.endswith("s") and not v.endswith(("ss", "us", "as")) or v == "cacti"
+            return "" if plural else "an " if v[0] in "aeiou" else "a "
+        return ([article(v) + v for v in self.rows[secret]["variants"]],
+                ["Is it {}?", "Is the object {}?", "Could it be {}?", "Is the hidden word {}?", "Is it {}?"])
 
     def label(self, secret):
         return self.rows[secret]["label"]

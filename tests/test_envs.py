@@ -33,8 +33,8 @@ class NumberGame(envs.DialogueEnv):
     def question_bank(self):
         return [[f"Is it bigger than {k}?", f"Is the number bigger than {k}?"] for k in range(1, 16)]
 
-    def guess(self, secret, rng):
-        return f"Is it {secret}?"
+    def guess_forms(self, secret):
+        return [secret], ["Is it {}?"]
 
     def label(self, secret):
         return secret
@@ -105,6 +105,30 @@ def test_scripted_expert_binary_searches_16_numbers():
     assert all(ep["success"] for ep in episodes)
     assert [len(ep["transitions"]) for ep in episodes] == [5] * 16
     assert [ep["return"] for ep in episodes] == [-4.0] * 16
+
+
+@pytest.mark.parametrize("game", ["numbers", "twenty_questions_subset", "guess_city"])
+def test_scripted_player_probs_are_the_distribution_it_samples(game):
+    # ScriptedPlayer.probs is act() with every random draw replaced by its probabilities: over
+    # 2,000 draws from each of a game's observations (first turn, middle, one candidate left),
+    # act's frequency of each utterance matches probs within sampling noise, and probs
+    # is a distribution whose support holds every draw.
+    env = NumberGame() if game == "numbers" else envs.make(game)
+    for skill in ("expert", "mediocre"):
+        player = envs.ScriptedPlayer(env, skill, seed=0)
+        episode = envs.play(envs.ScriptedPlayer(env, "expert", seed=1), env, 1, seed=3)[0]
+        trs = episode["transitions"]
+        for tr in (trs[0], trs[len(trs) // 2], trs[-1]):
+            probs = player.probs(tr["obs"])
+            assert abs(sum(probs.values()) - 1) < 1e-9 and min(probs.values()) > 0
+            counts, n = {}, 2000
+            for i in range(n):
+                player.rng = random.Random(i)
+                a = player.act(tr["obs"])
+                counts[a] = counts.get(a, 0) + 1
+            assert set(counts) <= set(probs)
+            for a, p in probs.items():  # each count within 5 standard errors (+5 for rare ones)
+                assert abs(counts.get(a, 0) - n * p) < 5 * (n * p) ** 0.5 + 5, (game, skill, a)
 
 
 def test_noisy_player_is_worse_and_same_seed_same_games():
