@@ -64,12 +64,18 @@ class DialogueEnv:
     def __init__(self, max_turns=20):
         self.max_turns = max_turns
         self.secret, self.turn, self.done, self.history = None, 0, True, []
+        self._answers = {}  # (secret, question) -> answer, shared by clones: the oracle is pure
 
     # --- the oracle: a pure function of (secret, question) ---
     def answer(self, secret, question):
         # departure 1: a knowledge-base oracle, deterministic, instead of the paper's FLAN-T5
         text = clean_utterance(question)
-        return self._oracle(secret, text) if is_plausible_question(text) else self.invalid_answer
+        key = (secret, text)
+        if key not in self._answers:
+            if len(self._answers) >= 200_000:  # sampled questions are endless: bound the memory
+                self._answers.clear()
+            self._answers[key] = self._oracle(secret, text) if is_plausible_question(text) else self.invalid_answer
+        return self._answers[key]
 
     # --- the episode ---
     def reset(self, secret=None, seed=None):
@@ -148,6 +154,8 @@ class ScriptedPlayer:
         self.table = [[env.answer(s, group[0]) for s in env.secrets] for group in self.bank]
         self.canonical = {q: k for k, group in enumerate(self.bank) for q in group}
         self.cache = {}  # (secret index, question) -> answer, for questions outside the bank
+        self._cands = {}  # tuple(history) -> candidates, each found from its history's one-shorter prefix
+        self._splits = {}  # (candidates, questions left) -> _entropies
 
     def _answer(self, s, question):
         k = self.canonical.get(question)
@@ -162,8 +170,19 @@ class ScriptedPlayer:
         return parse_history(observation, (self.env.invalid_answer, "Yes.", "No."))
 
     def candidates(self, history):
-        return [s for s in range(len(self.env.secrets))
-                if all(self._answer(s, q) == a for q, a in history)]
+        """Indices of the secrets consistent with every (question, answer) of `history` (a shared
+        list: do not modify it). A game's histories grow by one turn, so each turn filters the
+        previous turn's candidates once instead of checking every secret against every answer."""
+        key = tuple(history)
+        if key not in self._cands:
+            if len(self._cands) >= 200_000:
+                self._cands.clear()
+            if not history:
+                self._cands[key] = list(range(len(self.env.secrets)))
+            else:
+                q, a = history[-1]
+                self._cands[key] = [s for s in self.candidates(history[:-1]) if self._answer(s, q) == a]
+        return self._cands[key]
 
     def __call__(self, observations):
         return [self.act(obs) for obs in observations]
@@ -190,14 +209,21 @@ class ScriptedPlayer:
         return self.rng.choice(self.bank[best])
 
     def _entropies(self, cands, asked):
-        """(bank index, entropy of its answers over the candidates) for each question not asked yet."""
-        for k, group in enumerate(self.bank):
-            if asked.intersection(group):
-                continue
-            counts = {}
-            for s in cands:
-                counts[self.table[k][s]] = counts.get(self.table[k][s], 0) + 1
-            yield k, -sum(c / len(cands) * math.log(c / len(cands)) for c in counts.values())
+        """[(bank index, entropy of its answers over the candidates)] for each question not asked
+        yet, in bank order; memoised, as many games share a state (every game's first turn)."""
+        todo = tuple(k for k, group in enumerate(self.bank) if not asked.intersection(group))
+        key = (tuple(cands), todo)
+        if key not in self._splits:
+            if len(self._splits) >= 100_000:
+                self._splits.clear()
+            out = []
+            for k in todo:
+                counts = {}
+                for s in cands:
+                    counts[self.table[k][s]] = counts.get(self.table[k][s], 0) + 1
+                out.append((k, -sum(c / len(cands) * math.log(c / len(cands)) for c in counts.values())))
+            self._splits[key] = out
+        return self._splits[key]
 
     def probs(self, observation):
         """-> {utterance: probability} of `act(observation)`, exactly: the same branches, with each
