@@ -88,11 +88,12 @@ def dialogue_rows(actor, episodes):
     return rows
 
 
-def _padded(actor, rows):
-    """-> (B, L) ids and (B, L) labels, right-padded. No attention mask is needed: in a causal
-    model a real position attends only to earlier positions, which are all real, and the padded
-    positions' outputs are never scored (this also lets attention take its fast causal path)."""
-    L = max(len(ids) for ids, _ in rows)
+def _padded(actor, rows, multiple=1):
+    """-> (B, L) ids and (B, L) labels, right-padded to a length L that `multiple` divides. No
+    attention mask is needed: in a causal model a real position attends only to earlier positions,
+    which are all real, and the padded positions' outputs are never scored (this also lets
+    attention take its fast causal path)."""
+    L = -(-max(len(ids) for ids, _ in rows) // multiple) * multiple
     pad = actor.tokenizer.pad_token_id
     ids = torch.tensor([r + [pad] * (L - len(r)) for r, _ in rows], device=actor.device)            # (B, L)
     labels = torch.tensor([y + [IGNORE] * (L - len(y)) for _, y in rows], device=actor.device)      # (B, L)
@@ -108,10 +109,11 @@ def dialogue_log_probs(actor, rows):
     return logp * mask, mask
 
 
-def dialogue_loss(actor, rows):
+def dialogue_loss(actor, rows, pad_multiple=1):
     """Mean negative log-prob per agent token over the batch's rows (a batch of games): the
-    masked mean of -dialogue_log_probs, computed by one fused cross-entropy."""
-    ids, labels = _padded(actor, rows)
+    masked mean of -dialogue_log_probs, computed by one fused cross-entropy. The padding
+    (`pad_multiple`) changes the work, never the value."""
+    ids, labels = _padded(actor, rows, pad_multiple)
     logits = actor.model(input_ids=ids, use_cache=False).logits                            # (B, L, V)
     return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
 
@@ -143,7 +145,10 @@ def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, des
     """Whole-dialogue BC: `steps` AdamW steps on batches of `batch_size` rows (games) of similar
     length (`length_grouped_batches`), lr warm-up then cosine decay to lr / 10 (nanoGPT's
     schedule), gradient clip 1.0. bf16: autocast the forward pass (the weights stay float32; on
-    this repo's 2-core CPU it is slower for the tiny models, see docs/cpu_preset.md).
+    this repo's 2-core CPU it is slower for the 2-layer tiny model, faster for 4L-256, see
+    docs/cpu_preset.md), with batches padded to a multiple of 32 tokens: on a CPU, bf16 kernels
+    keep memory per distinct input shape, and one shape per batch length grew a 4L-256 run on
+    Guess My City by ~6 MB a step until it was killed for memory (17.8 GB at step 2,725).
     Returns the mean loss of the last 50 steps."""
     rows = dialogue_rows(actor, episodes)
     batches = length_grouped_batches([len(ids) for ids, _ in rows], batch_size, rng)
@@ -155,7 +160,7 @@ def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, des
     for _ in bar:
         batch = [rows[i] for i in next(batches)]
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-            loss = dialogue_loss(actor, batch)
+            loss = dialogue_loss(actor, batch, pad_multiple=32 if bf16 else 1)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -175,6 +180,8 @@ def start_key(args):
     h = runlog.hash_file(hashlib.sha256(), args.dataset)
     fields = {k: getattr(args, k) for k in ("env", "policy_lm", "bf16", "lora", "bc_mode", "bc_steps", "bc_lr",
                                             "batch_size", "bc_bf16", "seed")}
+    if args.bc_bf16:  # bf16 batches are padded to 32 tokens since this was added (float32 keys unchanged)
+        fields["pad_multiple"] = 32
     h.update(json.dumps({**fields, "version": BC_VERSION}, sort_keys=True).encode())
     return h.hexdigest()[:24]
 

@@ -55,6 +55,9 @@ def test_one_pass_per_game_gives_each_pairs_log_prob(name):
     n_tokens = sum(len(u) for _, u in actor.pair_ids([o for o, _ in pairs], [u for _, u in pairs]))
     assert mask.sum().item() == n_tokens
     assert bc.dialogue_loss(actor, rows).item() == pytest.approx(-want.sum().item() / n_tokens, abs=1e-5)
+    # padded to a multiple of 32 tokens (bf16 BC on a CPU): more work, the same loss
+    assert bc._padded(actor, rows, 32)[0].shape[1] % 32 == 0
+    assert bc.dialogue_loss(actor, rows, pad_multiple=32).item() == pytest.approx(bc.dialogue_loss(actor, rows).item(), abs=1e-5)
 
 
 def test_labels_of_a_hand_dialogue_are_the_question_and_its_newline():
