@@ -133,11 +133,14 @@ def main(argv=None):
         iteration, trajectories = state["iteration"], state["trajectories"]
         rng.setstate(state["rng_loop"])
         runlog.set_rng_state(state["rng"])
-    else:
-        if args.prefill and critic:  # departure 5 (filtered BC imitates its own games only)
-            buffer.add_episodes(data)
-        if critic and args.critic_pretrain_steps:  # departure 6, cached like the BC start
-            warm_start_critic(critic, target, data, env, args)
+    elif args.prefill and critic:  # departure 5 (filtered BC imitates its own games only)
+        buffer.add_episodes(data)
+    # Departure 6, cached like the BC start. A BC-only run (0 trajectories) skips it, and a run
+    # resumed from such a run's checkpoint does it then, before its first game.
+    critic_warm = not (critic and args.critic_pretrain_steps) or (args.resume and state.get("critic_warm", True))
+    if not critic_warm and args.total_trajectories > trajectories:
+        warm_start_critic(critic, target, data, env, args)
+        critic_warm = True
     timer, wall0 = runlog.Timer(), float(log.rows[-1]["wall_s"]) if log.rows else 0.0
     parts, last_eval = runlog.PartTimes(), [iteration]  # perf/*_s: seconds per iteration of each part
 
@@ -164,7 +167,7 @@ def main(argv=None):
                                critic_opt=critic_opt.state_dict() if critic else None,
                                reference=reference.state_dict(), iteration=iteration,
                                trajectories=trajectories, rng_loop=rng.getstate(), rng=runlog.rng_state(),
-                               buffer_file=buffer_file, args=runlog.args_dict(args))
+                               buffer_file=buffer_file, critic_warm=critic_warm, args=runlog.args_dict(args))
         for name in os.listdir(args.out_dir):  # the checkpoint no longer points at older buffers
             if name.startswith("buffer") and name.endswith(".pt") and name != buffer_file:
                 os.remove(os.path.join(args.out_dir, name))

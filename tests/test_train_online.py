@@ -117,6 +117,22 @@ def test_resume_from_the_bc_start_logs_it_once(run, tmp_path):
     assert [int(float(x["trajectories"])) for x in rows(out)] == [0, 4]
 
 
+def test_a_bc_only_run_skips_the_critic_warm_start_and_its_resume_does_it(run, tmp_path, monkeypatch):
+    # --total_trajectories 0 wants the BC start alone: the IQL warm start (26 min on guess_city at
+    # --preset cpu) waits until a run that plays games needs it, and then runs once.
+    calls = []
+    real = train_online.warm_start_critic
+    monkeypatch.setattr(train_online, "warm_start_critic", lambda *a: calls.append(1) or real(*a))
+    out, warm = str(tmp_path / "run"), ["--critic_pretrain_steps", "2"]
+    run(*TINY, *warm, "--total_trajectories", "0", "--out_dir", out)
+    assert calls == []
+    run(*TINY, *warm, "--total_trajectories", "4", "--out_dir", out, "--resume")
+    assert calls == [1]
+    run(*TINY, *warm, "--total_trajectories", "8", "--out_dir", out, "--resume")
+    assert calls == [1]  # the checkpoint says the critic is warm
+    assert [int(float(x["trajectories"])) for x in rows(out)] == [0, 4, 8]
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--env", "chess"], "unknown env 'chess'"),
     (["--preset", "huge"], "unknown preset"),
