@@ -80,6 +80,10 @@ class GuessCity(DialogueEnv):
                 f" {a} " in f" {p} " for a in own) and not any(v == name or v in c["regions"] for _, v in tags)),
                 key=len, reverse=True)
         self._aliases = {name: [norm(a) for a in c["aliases"]] for name, c in CITIES.items()}
+        self._by_name = {}  # norm(label or alias) -> the first city, in CITIES' order, that has it
+        for name, c in CITIES.items():
+            for key in [norm(c["label"])] + self._aliases[name]:
+                self._by_name.setdefault(key, name)
 
     def _oracle(self, secret, question):
         return answer(CITIES[secret], question)
@@ -120,9 +124,8 @@ class GuessCity(DialogueEnv):
                     pass
             raise KeyError(word)
         for part in (str(word), str(word).split(",")[0]):
-            for name, c in CITIES.items():
-                if norm(part) == norm(c["label"]) or norm(part) in self._aliases[name]:
-                    return name
+            if norm(part) in self._by_name:
+                return self._by_name[norm(part)]
         raise KeyError(word)
 
 
