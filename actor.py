@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from critic import advantage
-from models import length_buckets
+from models import guarded_step, length_buckets
 
 
 class Actor(nn.Module):
@@ -366,7 +366,6 @@ def actor_update(actor, reference, critic, opt, obs, args, imitate=None):
         loss, stats["actor/sil_loss"] = loss + args.sil_coef * sil, sil.item()
     opt.zero_grad()
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(actor.parameters(), 1.0)
-    opt.step()
+    stepped = guarded_step(opt, actor.parameters(), loss.detach())
     return {"actor/loss": loss.item(), "actor/advantage_mean": raw_mean, "actor/advantage_std": raw_std, "actor/kl": kl.item(),
-            "actor/truncated": truncated.mean().item(), **stats}
+            "actor/truncated": truncated.mean().item(), "actor/skipped_steps": float(not stepped), **stats}

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import runlog
+from flags import fail
+from models import guarded_step
 
 BC_VERSION = 2  # bump when BC's algorithm changes, so older cached starts are not reused
 
@@ -44,9 +46,10 @@ def sample_pairs(pairs, batch_size, rng):
 def behaviour_clone(actor, pairs, steps, batch_size, lr, rng, desc="bc", weight_fn=None, opt=None):
     """Maximise log p(utterance | observation) over (obs, utterance) pairs, per token so long and
     short utterances weigh alike. weight_fn(obs, utterances) -> (B,) weights turns it into
-    advantage-weighted regression (train_offline.py). Returns the mean loss of the last 50 steps."""
+    advantage-weighted regression (train_offline.py). Returns the mean loss of the last 50 steps
+    and the number of steps skipped for a loss or gradient that was not finite (guarded_step)."""
     opt = opt or torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=lr)
-    losses = []
+    losses, skipped = [], 0
     for _ in tqdm(range(steps), desc=desc, leave=False):
         obs, acts = map(list, zip(*sample_pairs(pairs, batch_size, rng)))
         logp = actor.log_prob(obs, acts, reduce="mean")  # (B,) mean log-prob per token
@@ -54,10 +57,11 @@ def behaviour_clone(actor, pairs, steps, batch_size, lr, rng, desc="bc", weight_
         loss = -(w * logp).mean()
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(actor.parameters(), 1.0)
-        opt.step()
-        losses.append(loss.item())
-    return float(np.mean(losses[-50:])) if losses else float("nan")
+        if guarded_step(opt, actor.parameters(), loss.detach()):
+            losses.append(loss.item())
+        else:
+            skipped += 1
+    return (float(np.mean(losses[-50:])) if losses else float("nan")), skipped
 
 
 # --- whole-dialogue BC: one pass per game, the loss on the agent's tokens only ---
@@ -149,27 +153,28 @@ def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, des
     docs/cpu_preset.md), with batches padded to a multiple of 32 tokens: on a CPU, bf16 kernels
     keep memory per distinct input shape, and one shape per batch length grew a 4L-256 run on
     Guess My City by ~6 MB a step until it was killed for memory (17.8 GB at step 2,725).
-    Returns the mean loss of the last 50 steps."""
+    Returns the mean loss of the last 50 steps and the number of steps skipped (guarded_step)."""
     rows = dialogue_rows(actor, episodes)
     batches = length_grouped_batches([len(ids) for ids, _ in rows], batch_size, rng)
     params = [p for p in actor.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, steps))
     device_type = "cuda" if actor.device.type == "cuda" else "cpu"
-    losses, bar = [], tqdm(range(steps), desc=desc, leave=False)
+    losses, skipped, bar = [], 0, tqdm(range(steps), desc=desc, leave=False)
     for _ in bar:
         batch = [rows[i] for i in next(batches)]
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
             loss = dialogue_loss(actor, batch, pad_multiple=32 if bf16 else 1)
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        if guarded_step(opt, params, loss.detach()):
+            losses.append(loss.item())
+        else:
+            skipped += 1
         sched.step()
-        losses.append(loss.item())
         if len(losses) % 50 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-    return float(np.mean(losses[-50:])) if losses else float("nan")
+    return (float(np.mean(losses[-50:])) if losses else float("nan")), skipped
 
 
 # --- the BC start of a run, built once per (env, dataset, model, BC settings, seed) ---
@@ -195,7 +200,10 @@ def clone_start(actor, episodes, args):
     def clone():
         rng = random.Random(f"bc-{args.seed}")
         if args.bc_mode == "dialogue":
-            clone_dialogues(actor, episodes, args.bc_steps, args.batch_size, args.bc_lr, rng, args.bc_bf16)
+            _, skipped = clone_dialogues(actor, episodes, args.bc_steps, args.batch_size, args.bc_lr, rng, args.bc_bf16)
         else:
-            behaviour_clone(actor, bc_pairs(episodes), args.bc_steps, args.batch_size, args.bc_lr, rng)
+            _, skipped = behaviour_clone(actor, bc_pairs(episodes), args.bc_steps, args.batch_size, args.bc_lr, rng)
+        if args.bc_steps and skipped == args.bc_steps:  # nothing learnt: caching it would hide that
+            fail(f"every one of the {skipped} BC steps had a non-finite loss or gradient; nothing was saved "
+                 f"(try a lower --bc_lr, or float32 without --bc_bf16)")
     return runlog.cached_weights("bc", start_key(args), actor, clone, skip=("value_head.",))

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import envs
-from models import length_buckets
+from models import guarded_step, length_buckets
 
 
 def _mlp(d_in, hidden):
@@ -242,13 +242,16 @@ def rewards_and_dones(batch, device):
 
 
 def critic_step(critic, target, opt, q_loss_value, v_loss_value, q1, tau):
-    """One optimiser step on Q + V losses, then the Polyak move of the target (online and IQL)."""
+    """One optimiser step on Q + V losses, then the Polyak move of the target (online and IQL).
+    A step whose loss or gradient is not finite changes neither (models.guarded_step)."""
     opt.zero_grad()
-    (q_loss_value + v_loss_value).backward()
-    torch.nn.utils.clip_grad_norm_(critic.parameters(), 1.0)
-    opt.step()
-    polyak_update(target, critic, tau)
-    return {"critic/q_loss": q_loss_value.item(), "critic/v_loss": v_loss_value.item(), "critic/q_mean": q1.mean().item()}
+    loss = q_loss_value + v_loss_value
+    loss.backward()
+    stepped = guarded_step(opt, critic.parameters(), loss.detach())
+    if stepped:
+        polyak_update(target, critic, tau)
+    return {"critic/q_loss": q_loss_value.item(), "critic/v_loss": v_loss_value.item(), "critic/q_mean": q1.mean().item(),
+            "critic/skipped_steps": float(not stepped)}
 
 
 def values(critic, batch):

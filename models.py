@@ -328,6 +328,20 @@ def prepare_for_training(model, gradient_checkpointing=False, lora=False, lora_r
     return model
 
 
+# --- the one optimiser step every update takes: clip, or skip what is not finite ---
+def guarded_step(opt, params, loss, max_norm=1.0):
+    """Clip the gradients of `params` to norm `max_norm` and step `opt`, unless the loss or the
+    gradient norm is not finite (a bf16 overflow, a NaN from one bad batch): then the gradients
+    are dropped and the weights and the optimiser's state stay as they were, so one bad batch
+    cannot train every later step on a NaN. -> True if it stepped. Callers count the skips
+    (metrics.csv's */skipped_steps) and a run stops when a whole iteration's steps are skipped."""
+    norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    if not (torch.isfinite(torch.as_tensor(loss)).all() and torch.isfinite(norm)):
+        opt.zero_grad(set_to_none=True)
+        return False
+    opt.step()
+    return True
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="Load a model by minArCHer name and print a summary.")
     p.add_argument("name", help="tiny, smollm2-135m, minilm-l6, a hub name or a local path")

@@ -35,6 +35,7 @@ import envs
 import flags
 import runlog
 from evaluate import evaluate_policy
+from models import guarded_step
 
 
 @dataclass
@@ -180,7 +181,7 @@ def token_advantages(turns, scored, args):
 
 def ppo_update(actor, opt, turns, scored, adv, ret, args, rng):
     """`ppo_epochs` shuffled passes of `minibatch_size` utterances; returns the mean statistics."""
-    sums, steps = {}, 0
+    sums, steps, skipped = {}, 0, 0
     for _ in range(args.ppo_epochs):
         idx = list(range(len(turns)))
         rng.shuffle(idx)
@@ -198,8 +199,7 @@ def ppo_update(actor, opt, turns, scored, adv, ret, args, rng):
             loss = policy_loss + args.vf_coef * value_loss
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(actor.parameters(), 1.0)
-            opt.step()
+            skipped += not guarded_step(opt, actor.parameters(), loss.detach())
             with torch.no_grad():
                 log_ratio = (logp - old) * fmask
                 clipped = ((log_ratio.exp() - 1).abs() > args.clip).float() * fmask
@@ -209,7 +209,9 @@ def ppo_update(actor, opt, turns, scored, adv, ret, args, rng):
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
-    return {k: v / max(steps, 1) for k, v in sums.items()}
+    stats = {k: v / max(steps, 1) for k, v in sums.items()}
+    runlog.count_skips(stats, "ppo", skipped, steps, args.out_dir)
+    return stats
 
 
 def load_bc(actor, path, device):

@@ -108,6 +108,18 @@ def save_actor_snapshot(args, x, actor, critic=None):
                         critic=critic.state_dict() if critic is not None else None, args=args_dict(args))
 
 
+def count_skips(stats, part, skipped, steps, out_dir):
+    """Write this iteration's `skipped` of `steps` updates of `part` (models.guarded_step: a loss
+    or gradient that was not finite) to stats as <part>/skipped_steps. If every one was skipped,
+    the run stops with one line that names the last good checkpoint in `out_dir`."""
+    stats[f"{part}/skipped_steps"] = int(skipped)
+    if steps and skipped == steps:
+        last = os.path.join(out_dir, "checkpoint.pt")
+        last = last if os.path.exists(last) else os.path.join(out_dir, "bc.pt")
+        fail(f"every {part} step of this iteration ({steps}) had a non-finite loss or gradient, so none "
+             f"was taken; the last good weights are {last} (try a lower learning rate, or float32)")
+
+
 def load_checkpoint(path):
     """The checkpoint at `path`, on the CPU; a one-line error if there is none."""
     if not os.path.exists(path):

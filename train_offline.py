@@ -77,7 +77,8 @@ def main(argv=None):
     if not args.resume:
         runlog.write_args(args)
         if args.bc_steps and args.algo == "iql_reinforce":
-            bc.behaviour_clone(actor, bc.bc_pairs(data), args.bc_steps, args.batch_size, args.bc_lr, rng)
+            _, skipped = bc.behaviour_clone(actor, bc.bc_pairs(data), args.bc_steps, args.batch_size, args.bc_lr, rng)
+            runlog.count_skips({}, "bc", skipped, args.bc_steps, args.out_dir)
     reference = None
     if args.algo == "iql_reinforce":  # the KL anchor is the BC start
         reference = build.build_actor(args, data)
@@ -127,17 +128,23 @@ def main(argv=None):
     if iteration == 0 and not log.rows:  # (a run resumed from its iteration-0 checkpoint has this row)
         evaluate_and_save({})
     for iteration in tqdm(range(iteration + 1, args.iterations + 1), desc=f"{args.algo} {args.env}"):
-        stats = {}
+        stats, skipped = {}, 0
         for _ in range(args.critic_steps if critic else 0):
             stats.update(iql_update(critic, target, critic_opt, critic_batch(buffer, env, critic, args, rng), args, expectile))
+            skipped += stats["critic/skipped_steps"]
+        if critic:
+            runlog.count_skips(stats, "critic", skipped, args.critic_steps, args.out_dir)
         if args.algo == "iql_reinforce":
+            skipped = 0
             for _ in range(args.actor_steps):
                 stats.update(actor_update(actor, reference, critic, actor_opt,
                                           buffer.sample(args.batch_size, rng)["obs"], args))
+                skipped += stats["actor/skipped_steps"]
         else:  # BC, filtered BC, or AWR when a critic weighs the pairs
-            stats["actor/loss"] = bc.behaviour_clone(
+            stats["actor/loss"], skipped = bc.behaviour_clone(
                 actor, pairs, args.actor_steps, args.batch_size, args.actor_lr, rng, desc=args.algo,
                 weight_fn=awr_weight_fn if critic else None, opt=actor_opt)
+        runlog.count_skips(stats, "actor", skipped, args.actor_steps, args.out_dir)
         if iteration % args.eval_every == 0 or iteration == args.iterations:
             evaluate_and_save(stats)
     print(f"done: {args.algo}, eval return {float(log.rows[-1]['eval_return']):.2f} -> {log.path}")

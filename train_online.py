@@ -78,8 +78,9 @@ def warm_start_critic(critic, target, data, env, args):
         offline = ReplayBuffer(gamma=args.gamma)
         offline.add_episodes(data)
         rng, opt = random.Random(f"critic-{args.seed}"), torch.optim.AdamW(critic.parameters(), lr=args.critic_lr)
-        for _ in tqdm(range(args.critic_pretrain_steps), desc="critic warm start", leave=False):
-            warm_start_update(critic, target, opt, critic_batch(offline, env, critic, args, rng), args)
+        skipped = sum(warm_start_update(critic, target, opt, critic_batch(offline, env, critic, args, rng), args)["critic/skipped_steps"]
+                      for _ in tqdm(range(args.critic_pretrain_steps), desc="critic warm start", leave=False))
+        runlog.count_skips({}, "critic warm-start", skipped, args.critic_pretrain_steps, args.out_dir)
     runlog.cached_weights("critic", key.hexdigest()[:24], critic, fit)
     target.load_state_dict(critic.state_dict())  # start TD from the fitted critic itself
 
@@ -186,22 +187,29 @@ def main(argv=None):
         buffer.add_episodes(episodes)
         if critic:  # ArCHer and CHAI learn the same critic, of the policy that plays
             with parts("critic"):
+                skipped = 0
                 for _ in range(args.critic_steps):
                     batch = critic_batch(buffer, env, critic, args, rng)
                     stats.update(critic_update(critic, target, policy, critic_opt, batch, args))
+                    skipped += stats["critic/skipped_steps"]
+                runlog.count_skips(stats, "critic", skipped, args.critic_steps, args.out_dir)
         if args.algo == "archer" and iteration > args.warmup_iters:
             with parts("actor"):
                 # self-imitation draws from the actor's own games only, like filtered BC
                 best = bc.bc_pairs(buffer.top_episodes(args.filter_top, since=own_from)) if args.sil_coef else []
+                skipped = 0
                 for _ in range(args.actor_steps):
                     obs = buffer.sample(args.batch_size, rng)["obs"]
                     imitate = bc.sample_pairs(best, args.batch_size, rng)
                     stats.update(actor_update(actor, reference, critic, actor_opt, obs, args, imitate))
+                    skipped += stats["actor/skipped_steps"]
+                runlog.count_skips(stats, "actor", skipped, args.actor_steps, args.out_dir)
         elif args.algo == "filtered_bc":  # --- online filtered BC: imitate the best games so far ---
             with parts("actor"):
                 keep = bc.bc_pairs(buffer.top_episodes(args.filter_top))
-                stats["actor/loss"] = bc.behaviour_clone(actor, keep, args.actor_steps, args.batch_size,
-                                                         args.actor_lr, rng, desc="fbc", opt=actor_opt)
+                stats["actor/loss"], skipped = bc.behaviour_clone(
+                    actor, keep, args.actor_steps, args.batch_size, args.actor_lr, rng, desc="fbc", opt=actor_opt)
+                runlog.count_skips(stats, "actor", skipped, args.actor_steps, args.out_dir)
         bar.update(len(episodes))
         if iteration % args.eval_every == 0 or trajectories >= args.total_trajectories:
             row = evaluate_and_save(stats)
