@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from critic import advantage
-from models import guarded_step, length_buckets
+from models import guarded_step, length_buckets, micro_batches
 
 
 class Actor(nn.Module):
@@ -255,19 +255,21 @@ class Actor(nn.Module):
 
 
 # --- ArCHer actor loss (paper Sec. 4, token-level policy gradient with the utterance advantage) ---
-def pg_loss(logp, mask, advantages, baseline=None, baseline_coef=1.0):  # departure 9: the baseline
+def pg_loss(logp, mask, advantages, baseline=None, baseline_coef=1.0, n_rows=None, n_tokens=None):  # departure 9: the baseline
     """REINFORCE within an utterance: -mean_i [ sum_t (A_i - b_it) * log pi(a_it | s_i, a_i<t) ].
 
     logp (B, T) and mask (B, T) from Actor.token_log_probs; advantages (B,) from the critic (held
     constant: no gradient flows into the critic). With a token-level baseline b (B, T), the
-    baseline's regression loss mean_t (b_it - A_i)^2 is added, so one backward trains both."""
+    baseline's regression loss mean_t (b_it - A_i)^2 is added, so one backward trains both.
+    n_rows, n_tokens: the means' denominators when these rows are one micro-batch of a larger
+    batch (default: these rows and their tokens)."""
     mask = mask.to(logp.dtype)
     adv = advantages.detach().to(logp.dtype).reshape(-1, 1).expand_as(logp)  # (B, T) same A per token
     value_loss = logp.new_zeros(())
     if baseline is not None:
-        value_loss = (((baseline - adv) ** 2) * mask).sum() / mask.sum().clamp(min=1)
+        value_loss = (((baseline - adv) ** 2) * mask).sum() / (n_tokens or mask.sum().clamp(min=1))
         adv = adv - baseline.detach()
-    return -(adv * logp * mask).sum(-1).mean() + baseline_coef * value_loss
+    return -(adv * logp * mask).sum() / (n_rows or logp.shape[0]) + baseline_coef * value_loss
 
 
 def normalize_advantages(adv, center=True, eps=1e-6):
@@ -296,7 +298,8 @@ def awr_weights(adv, beta=1.0, max_weight=20.0):
 
 
 # --- departure 2: an anchor to the behaviour-cloned policy (not in the paper; docs/departures.md) ---
-def kl_to_reference(actor, reference, observations, utterances, truncated=None, per="token", ids=None):
+def kl_to_reference(actor, reference, observations, utterances, truncated=None, per="token", ids=None,
+                    n_rows=None, n_tokens=None):
     """Exact KL(pi || pi_ref) of the next-token distributions at the utterances' tokens, reduced
     per="token": averaged over every token of the batch, or per="utterance": summed over each
     utterance's tokens, then averaged over utterances. The second is on the scale of pg_loss (also
@@ -306,6 +309,7 @@ def kl_to_reference(actor, reference, observations, utterances, truncated=None, 
     A small model trained by policy gradient alone tends to lose the "\\n" that ends an utterance
     (run-ons); the exact KL to the BC policy keeps every token's distribution, "\\n" included, near
     the one that knew how to stop. ids: the sampled tokens, as in Actor.token_log_probs.
+    n_rows, n_tokens: the denominators when these rows are one micro-batch of a larger batch.
     Memory: two (B, T, vocab) float tensors."""
     obs, utts = list(observations), list(utterances)
     _, mask, _, logits = actor._run(obs, utts, truncated, full=True, ids=ids)
@@ -315,8 +319,8 @@ def kl_to_reference(actor, reference, observations, utterances, truncated=None, 
     kl = (logp.exp() * (logp - ref)).sum(-1)                          # (B, T) exact per-token KL
     mask = mask.to(kl.dtype)
     if per == "utterance":
-        return (kl * mask).sum(-1).mean()
-    return (kl * mask).sum() / mask.sum().clamp(min=1)
+        return (kl * mask).sum() / (n_rows or kl.shape[0])
+    return (kl * mask).sum() / (n_tokens or mask.sum().clamp(min=1))
 
 
 def sampled_kl(logp, ref_logp, mask):
@@ -352,20 +356,34 @@ def actor_update(actor, reference, critic, opt, obs, args, imitate=None):
         # departure 14: weighted regression on the policy's own samples (not in the paper online): no sample is pushed down, so probability mass moves towards the better
         # samples and never to whatever is left over when a sampled utterance is pushed away.
         adv = awr_weights(adv, args.awr_beta)                    # (B,) exp(beta * A) > 0
-    logp, mask, hidden = actor.token_log_probs(obs, acts, return_hidden=args.token_baseline, ids=ids)  # (B, T) x2, (B, T, H)
-    loss = pg_loss(logp, mask, adv, baseline=actor.token_values(hidden) if args.token_baseline else None)
-    kl = torch.tensor(0.0, device=args.device)
-    if reference is not None:
-        with torch.set_grad_enabled(args.kl_coef > 0):  # without the anchor, still logged: the drift from BC
-            kl = kl_to_reference(actor, reference, obs, acts, per=args.kl_per, ids=ids)  # exact KL(pi || pi_BC)
-    if args.kl_coef > 0:
-        loss = loss + args.kl_coef * kl
-    stats = {}
-    if imitate:  # departure 15: self-imitation (Oh et al. 2018; not in the paper)
-        sil = -actor.log_prob(*map(list, zip(*imitate)), reduce="mean").mean()  # filtered BC's loss
-        loss, stats["actor/sil_loss"] = loss + args.sil_coef * sil, sil.item()
+    # The losses of the whole batch, one micro-batch (--micro_batch_size rows) at a time: each piece
+    # divides by the batch's rows and tokens, not its own, so the gradients add up to the batch's.
+    n_rows, n_tokens = len(obs), sum(len(x) for x in ids)  # the mask of a row holds its sampled tokens
+    micro = getattr(args, "micro_batch_size", 0)
     opt.zero_grad()
-    loss.backward()
-    stepped = guarded_step(opt, actor.parameters(), loss.detach())
-    return {"actor/loss": loss.item(), "actor/advantage_mean": raw_mean, "actor/advantage_std": raw_std, "actor/kl": kl.item(),
+    total, kl_total = 0.0, 0.0
+    for rows in micro_batches(n_rows, micro):
+        o, a, i = [obs[r] for r in rows], [acts[r] for r in rows], [ids[r] for r in rows]
+        logp, mask, hidden = actor.token_log_probs(o, a, return_hidden=args.token_baseline, ids=i)  # (b, T) x2, (b, T, H)
+        loss = pg_loss(logp, mask, adv[rows], baseline=actor.token_values(hidden) if args.token_baseline else None,
+                       n_rows=n_rows, n_tokens=n_tokens)
+        if reference is not None:
+            with torch.set_grad_enabled(args.kl_coef > 0):  # without the anchor, still logged: the drift from BC
+                kl = kl_to_reference(actor, reference, o, a, per=args.kl_per, ids=i,
+                                     n_rows=n_rows, n_tokens=n_tokens)  # exact KL(pi || pi_BC), this piece's share
+            kl_total += kl.item()
+            if args.kl_coef > 0:
+                loss = loss + args.kl_coef * kl
+        loss.backward()
+        total += loss.item()
+    stats = {}
+    if imitate:  # departure 15: self-imitation (Oh et al. 2018; not in the paper): filtered BC's loss
+        sil_total = 0.0
+        for rows in micro_batches(len(imitate), micro):
+            sil = -actor.log_prob(*map(list, zip(*[imitate[r] for r in rows])), reduce="mean").sum() / len(imitate)
+            (args.sil_coef * sil).backward()
+            sil_total += sil.item()
+        total, stats["actor/sil_loss"] = total + args.sil_coef * sil_total, sil_total
+    stepped = guarded_step(opt, actor.parameters(), torch.tensor(total))
+    return {"actor/loss": total, "actor/advantage_mean": raw_mean, "actor/advantage_std": raw_std, "actor/kl": kl_total,
             "actor/truncated": truncated.mean().item(), "actor/skipped_steps": float(not stepped), **stats}

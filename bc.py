@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 import runlog
 from flags import fail
-from models import guarded_step
+from models import guarded_step, micro_batches
 
 BC_VERSION = 2  # bump when BC's algorithm changes, so older cached starts are not reused
 
@@ -43,21 +43,26 @@ def sample_pairs(pairs, batch_size, rng):
     return [pairs[rng.randrange(len(pairs))] for _ in range(min(batch_size, len(pairs)))]
 
 
-def behaviour_clone(actor, pairs, steps, batch_size, lr, rng, desc="bc", weight_fn=None, opt=None):
+def behaviour_clone(actor, pairs, steps, batch_size, lr, rng, desc="bc", weight_fn=None, opt=None, micro=0):
     """Maximise log p(utterance | observation) over (obs, utterance) pairs, per token so long and
     short utterances weigh alike. weight_fn(obs, utterances) -> (B,) weights turns it into
-    advantage-weighted regression (train_offline.py). Returns the mean loss of the last 50 steps
-    and the number of steps skipped for a loss or gradient that was not finite (guarded_step)."""
+    advantage-weighted regression (train_offline.py). `micro`: rows per forward/backward
+    (models.micro_batches). Returns the mean loss of the last 50 steps and the number of steps
+    skipped for a loss or gradient that was not finite (guarded_step)."""
     opt = opt or torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=lr)
     losses, skipped = [], 0
     for _ in tqdm(range(steps), desc=desc, leave=False):
         obs, acts = map(list, zip(*sample_pairs(pairs, batch_size, rng)))
-        logp = actor.log_prob(obs, acts, reduce="mean")  # (B,) mean log-prob per token
-        w = torch.ones_like(logp) if weight_fn is None else weight_fn(obs, acts).to(logp)
-        loss = -(w * logp).mean()
         opt.zero_grad()
-        loss.backward()
-        if guarded_step(opt, actor.parameters(), loss.detach()):
+        loss = 0.0
+        for part in micro_batches(len(obs), micro):
+            o, a = [obs[i] for i in part], [acts[i] for i in part]
+            logp = actor.log_prob(o, a, reduce="mean")  # (b,) mean log-prob per token
+            w = torch.ones_like(logp) if weight_fn is None else weight_fn(o, a).to(logp)
+            piece = -(w * logp).sum() / len(obs)      # this piece's share of the batch's mean
+            piece.backward()
+            loss = loss + piece.detach()
+        if guarded_step(opt, actor.parameters(), loss):
             losses.append(loss.item())
         else:
             skipped += 1
@@ -145,7 +150,7 @@ def length_grouped_batches(lengths, batch_size, rng, group=64):
         yield from batches
 
 
-def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, desc="bc (dialogues)"):
+def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, micro=0, desc="bc (dialogues)"):
     """Whole-dialogue BC: `steps` AdamW steps on batches of `batch_size` rows (games) of similar
     length (`length_grouped_batches`), lr warm-up then cosine decay to lr / 10 (nanoGPT's
     schedule), gradient clip 1.0. bf16: autocast the forward pass (the weights stay float32; on
@@ -163,11 +168,17 @@ def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, des
     losses, skipped, bar = [], 0, tqdm(range(steps), desc=desc, leave=False)
     for _ in bar:
         batch = [rows[i] for i in next(batches)]
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-            loss = dialogue_loss(actor, batch, pad_multiple=32 if bf16 else 1)
+        n_labels = sum(y != IGNORE for _, labels in batch for y in labels)
         opt.zero_grad()
-        loss.backward()
-        if guarded_step(opt, params, loss.detach()):
+        loss = 0.0
+        for part in micro_batches(len(batch), micro):  # each piece weighs by its share of the labels
+            piece = [batch[i] for i in part]
+            share = sum(y != IGNORE for _, labels in piece for y in labels) / max(n_labels, 1)
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+                piece_loss = dialogue_loss(actor, piece, pad_multiple=32 if bf16 else 1) * share
+            piece_loss.backward()
+            loss = loss + piece_loss.detach()
+        if guarded_step(opt, params, loss):
             losses.append(loss.item())
         else:
             skipped += 1
@@ -200,9 +211,11 @@ def clone_start(actor, episodes, args):
     def clone():
         rng = random.Random(f"bc-{args.seed}")
         if args.bc_mode == "dialogue":
-            _, skipped = clone_dialogues(actor, episodes, args.bc_steps, args.batch_size, args.bc_lr, rng, args.bc_bf16)
+            _, skipped = clone_dialogues(actor, episodes, args.bc_steps, args.batch_size, args.bc_lr, rng, args.bc_bf16,
+                                         args.micro_batch_size)
         else:
-            _, skipped = behaviour_clone(actor, bc_pairs(episodes), args.bc_steps, args.batch_size, args.bc_lr, rng)
+            _, skipped = behaviour_clone(actor, bc_pairs(episodes), args.bc_steps, args.batch_size, args.bc_lr, rng,
+                                         micro=args.micro_batch_size)
         if args.bc_steps and skipped == args.bc_steps:  # nothing learnt: caching it would hide that
             fail(f"every one of the {skipped} BC steps had a non-finite loss or gradient; nothing was saved "
                  f"(try a lower --bc_lr, or float32 without --bc_bf16)")

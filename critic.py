@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import envs
-from models import guarded_step, length_buckets
+from models import guarded_step, length_buckets, micro_batches
 
 
 def _mlp(d_in, hidden):
@@ -241,16 +241,25 @@ def rewards_and_dones(batch, device):
             torch.tensor(batch["done"], dtype=torch.float32, device=device))
 
 
-def critic_step(critic, target, opt, q_loss_value, v_loss_value, q1, tau):
-    """One optimiser step on Q + V losses, then the Polyak move of the target (online and IQL).
-    A step whose loss or gradient is not finite changes neither (models.guarded_step)."""
+def critic_step(critic, target, opt, batch, losses, args):
+    """One optimiser step on the Q + V losses of a buffer batch, then the Polyak move of the
+    target (online and IQL). losses(rows, piece) -> (q loss, v loss, q1) of the batch's `rows`
+    (indices), whose transitions `piece` holds; they are means over those rows, so each is
+    weighted by its share of the batch and the gradients add up to the whole batch's, one
+    micro-batch (--micro_batch_size rows) at a time. A step whose loss or gradient is not finite
+    changes neither the critic nor its target (models.guarded_step)."""
+    n = len(batch["obs"])
     opt.zero_grad()
-    loss = q_loss_value + v_loss_value
-    loss.backward()
-    stepped = guarded_step(opt, critic.parameters(), loss.detach())
+    lq_sum, lv_sum, q_sum = 0.0, 0.0, 0.0
+    for rows in micro_batches(n, getattr(args, "micro_batch_size", 0)):
+        lq, lv, q1 = losses(rows, {k: [v[i] for i in rows] for k, v in batch.items()})
+        share = len(rows) / n
+        ((lq + lv) * share).backward()
+        lq_sum, lv_sum, q_sum = lq_sum + lq.item() * share, lv_sum + lv.item() * share, q_sum + q1.sum().item()
+    stepped = guarded_step(opt, critic.parameters(), torch.tensor(lq_sum + lv_sum))
     if stepped:
-        polyak_update(target, critic, tau)
-    return {"critic/q_loss": q_loss_value.item(), "critic/v_loss": v_loss_value.item(), "critic/q_mean": q1.mean().item(),
+        polyak_update(target, critic, args.tau)
+    return {"critic/q_loss": lq_sum, "critic/v_loss": lv_sum, "critic/q_mean": q_sum / n,
             "critic/skipped_steps": float(not stepped)}
 
 
@@ -268,7 +277,7 @@ def next_values(target, batch):
 def critic_update(critic, target, policy, opt, batch, args):
     obs = batch["obs"]
     reward, done = rewards_and_dones(batch, args.device)                # (B,), (B,)
-    with torch.no_grad():
+    with torch.no_grad():  # the targets of the whole batch first (no activations kept)
         tv1, tv2 = next_values(target, batch)                           # (B,), (B,)
         y1, y2 = td_target(reward, done, tv1, args.gamma), td_target(reward, done, tv2, args.gamma)
         if getattr(args, "mc_mix", 0) > 0:  # departure 8, train_online's --mc_mix: anchor Q to
@@ -277,8 +286,11 @@ def critic_update(critic, target, policy, opt, batch, args):
             y1, y2 = mixed_target(y1, g, args.mc_mix), mixed_target(y2, g, args.mc_mix)
         fresh = policy.sample(obs)                                       # a' ~ pi(.|s)
         tq1, tq2 = target.q(obs, fresh)                                 # (B,), (B,)
-    q1, q2, v1, v2 = values(critic, batch)
-    return critic_step(critic, target, opt, q_loss(q1, q2, y1, y2), v_loss(v1, v2, tq1, tq2), q1, args.tau)
+
+    def losses(rows, piece):
+        q1, q2, v1, v2 = values(critic, piece)
+        return q_loss(q1, q2, y1[rows], y2[rows]), v_loss(v1, v2, tq1[rows], tq2[rows]), q1
+    return critic_step(critic, target, opt, batch, losses, args)
 
 
 # --- departure 6: a critic warm start (not in the paper), Monte-Carlo regression on the data ---
@@ -288,8 +300,11 @@ def critic_pretrain_update(critic, target, opt, batch, args):
     reward in it from the first step, where TD needs many steps to carry the reward back 20 turns.
     The online TD updates then move it from the data's player to pi."""
     g = torch.tensor(batch["mc_return"], dtype=torch.float32, device=args.device)  # (B,)
-    q1, q2, v1, v2 = values(critic, batch)
-    return critic_step(critic, target, opt, q_loss(q1, q2, g, g), v_loss(v1, v2, g, g), q1, args.tau)
+
+    def losses(rows, piece):
+        q1, q2, v1, v2 = values(critic, piece)
+        return q_loss(q1, q2, g[rows], g[rows]), v_loss(v1, v2, g[rows], g[rows]), q1
+    return critic_step(critic, target, opt, batch, losses, args)
 
 
 def warm_start_update(critic, target, opt, batch, args):
@@ -312,10 +327,13 @@ def iql_update(critic, target, opt, batch, args, expectile):
         else:
             tv1, tv2 = target.v(batch["next_obs"])                # (B,) V_target_i(s')
             tq1, tq2 = target.q(obs, acts)                        # (B,) Q_target_i(s, a_data)
-    q1, q2, v1, v2 = values(critic, batch)
-    lq = q_loss(q1, q2, td_target(reward, done, tv1, args.gamma), td_target(reward, done, tv2, args.gamma))
-    lv = expectile_loss(tq1 - v1, expectile) + expectile_loss(tq2 - v2, expectile)
-    return critic_step(critic, target, opt, lq, lv, q1, args.tau)
+        y1, y2 = td_target(reward, done, tv1, args.gamma), td_target(reward, done, tv2, args.gamma)
+
+    def losses(rows, piece):
+        q1, q2, v1, v2 = values(critic, piece)
+        lv = expectile_loss(tq1[rows] - v1, expectile) + expectile_loss(tq2[rows] - v2, expectile)
+        return q_loss(q1, q2, y1[rows], y2[rows]), lv, q1
+    return critic_step(critic, target, opt, batch, losses, args)
 
 
 # --- does the critic rank utterances like a player would? (for the README and the issue) ---

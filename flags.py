@@ -56,6 +56,7 @@ class CommonArgs:
     bc_steps: int = field(default=2000, metadata={"help": "behaviour-cloning steps on the dataset before RL"})
     bc_lr: float = field(default=1e-4, metadata={"help": "learning rate for behaviour cloning"})
     bc_mode: str = field(default="pairs", metadata={"help": "BC batches: pairs ((observation, utterance) pairs, one pass each) or dialogue (whole games, one pass each; lr warm-up and cosine decay)"})
+    micro_batch_size: int = field(default=0, metadata={"help": "rows per forward/backward in every update (0 = the whole batch): gradients add up over a batch's micro-batches and the optimiser steps once, so results match the whole batch with the memory of this many rows"})
     bc_bf16: bool = field(default=False, metadata={"help": "--bc_mode dialogue: bf16 autocast in BC (faster on a GPU; slower for the tiny models on a 2-core CPU)"})
     dataset_games: int = field(default=0, metadata={"help": "games in the generated default dataset, data/<env>-<n>.json (0 = 2000, or 500 for text games and WebShop, in data/<env>.json)"})
     batch_size: int = field(default=256, metadata={"help": "actor batch size (BC and policy gradient)"})
@@ -128,6 +129,8 @@ def parse(args_cls, argv=None):
     args.gamma = args.gamma or GAMMA.get(args.env, 0.95)
     if args.dataset_games < 0:
         fail(f"--dataset_games must be >= 0, got {args.dataset_games}")
+    if args.micro_batch_size < 0:
+        fail(f"--micro_batch_size must be >= 0 (0 = the whole batch), got {args.micro_batch_size}")
     if args.bc_mode not in ("pairs", "dialogue"):
         fail(f"unknown --bc_mode {args.bc_mode!r}; choose pairs or dialogue")
     args.dataset = args.dataset or envs.default_dataset_path(args.env, args.dataset_games)

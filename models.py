@@ -328,6 +328,16 @@ def prepare_for_training(model, gradient_checkpointing=False, lora=False, lora_r
     return model
 
 
+# --- micro-batches: a batch's rows in pieces, one forward and backward each, one step per batch ---
+def micro_batches(n, size):
+    """Index lists that cut a batch of n rows into pieces of at most `size` rows (size <= 0: one
+    piece). An update scales each piece's loss by its share of the batch (rows, or tokens where
+    the loss is a mean per token) and backpropagates it, so the gradients add up to the whole
+    batch's and only one piece's activations are alive at a time: the memory of `size` rows."""
+    size = size if size > 0 else max(n, 1)
+    return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
+
+
 # --- the one optimiser step every update takes: clip, or skip what is not finite ---
 def guarded_step(opt, params, loss, max_norm=1.0):
     """Clip the gradients of `params` to norm `max_norm` and step `opt`, unless the loss or the

@@ -35,7 +35,7 @@ import envs
 import flags
 import runlog
 from evaluate import evaluate_policy
-from models import guarded_step
+from models import guarded_step, micro_batches
 
 
 @dataclass
@@ -87,15 +87,16 @@ def gae(rewards, values, dones, gamma, lam):
     return adv, adv + values[..., :-1]
 
 
-def ppo_clip_loss(logp_new, logp_old, adv, mask, clip):
-    """PPO's clipped surrogate, averaged over the real tokens: all arguments (B, T) but clip.
+def ppo_clip_loss(logp_new, logp_old, adv, mask, clip, n_tokens=None):
+    """PPO's clipped surrogate, averaged over the real tokens (n_tokens of them when these rows are
+    one micro-batch of a larger minibatch): all tensor arguments (B, T).
     -min(rho A, clip(rho, 1 - clip, 1 + clip) A), rho = exp(logp_new - logp_old): once the
     ratio has moved past the clip in the advantage's direction, the token stops pulling."""
     ratio = torch.exp(logp_new - logp_old.detach())                              # (B, T)
     adv = adv.detach()
     surrogate = torch.minimum(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv)
     mask = mask.to(surrogate.dtype)
-    return -(surrogate * mask).sum() / mask.sum().clamp(min=1)
+    return -(surrogate * mask).sum() / (n_tokens or mask.sum().clamp(min=1))
 
 
 # --- collection: play games, remember which samples were cut at max_new_tokens ---
@@ -187,25 +188,31 @@ def ppo_update(actor, opt, turns, scored, adv, ret, args, rng):
         rng.shuffle(idx)
         for i in range(0, len(idx), args.minibatch_size):
             mb = idx[i:i + args.minibatch_size]
-            obs, acts = [turns[j]["obs"] for j in mb], [turns[j]["action"] for j in mb]
-            logp, mask, hidden = actor.token_log_probs(obs, acts, ids=[turns[j]["ids"] for j in mb])
-            value = actor.token_values(hidden)                              # (B, T)
-            # Stored per-utterance vectors, padded at the end: (B, T), left-aligned like logp.
-            old, a, r = (pad_sequence([xs[j] for j in mb], batch_first=True).to(logp.device)
-                         for xs in (scored["logp"], adv, ret))
-            fmask = mask.float()
-            policy_loss = ppo_clip_loss(logp, old, a, mask, args.clip)
-            value_loss = (((value - r) ** 2) * fmask).sum() / fmask.sum()
-            loss = policy_loss + args.vf_coef * value_loss
+            n_tokens = sum(len(turns[j]["ids"]) for j in mb)  # each utterance's sampled tokens: its mask
             opt.zero_grad()
-            loss.backward()
-            skipped += not guarded_step(opt, actor.parameters(), loss.detach())
-            with torch.no_grad():
-                log_ratio = (logp - old) * fmask
-                clipped = ((log_ratio.exp() - 1).abs() > args.clip).float() * fmask
-                stats = {"ppo/policy_loss": policy_loss.item(), "ppo/value_loss": value_loss.item(),
-                         "ppo/approx_kl": ((log_ratio.exp() - 1 - log_ratio) * fmask).sum().item() / fmask.sum().item(),
-                         "ppo/clipfrac": clipped.sum().item() / fmask.sum().item()}
+            sums_mb = dict.fromkeys(("policy_loss", "value_loss", "approx_kl", "clipped"), 0.0)
+            for rows in micro_batches(len(mb), getattr(args, "micro_batch_size", 0)):  # pieces of the minibatch
+                part = [mb[r] for r in rows]
+                obs, acts = [turns[j]["obs"] for j in part], [turns[j]["action"] for j in part]
+                logp, mask, hidden = actor.token_log_probs(obs, acts, ids=[turns[j]["ids"] for j in part])
+                value = actor.token_values(hidden)                          # (b, T)
+                # Stored per-utterance vectors, padded at the end: (b, T), left-aligned like logp.
+                old, a, r = (pad_sequence([xs[j] for j in part], batch_first=True).to(logp.device)
+                             for xs in (scored["logp"], adv, ret))
+                fmask = mask.float()
+                policy_loss = ppo_clip_loss(logp, old, a, mask, args.clip, n_tokens)
+                value_loss = (((value - r) ** 2) * fmask).sum() / n_tokens
+                (policy_loss + args.vf_coef * value_loss).backward()
+                with torch.no_grad():
+                    log_ratio = (logp - old) * fmask
+                    sums_mb["policy_loss"] += policy_loss.item()
+                    sums_mb["value_loss"] += value_loss.item()
+                    sums_mb["approx_kl"] += ((log_ratio.exp() - 1 - log_ratio) * fmask).sum().item() / n_tokens
+                    sums_mb["clipped"] += (((log_ratio.exp() - 1).abs() > args.clip).float() * fmask).sum().item() / n_tokens
+            loss = sums_mb["policy_loss"] + args.vf_coef * sums_mb["value_loss"]
+            skipped += not guarded_step(opt, actor.parameters(), torch.tensor(loss))
+            stats = {"ppo/policy_loss": sums_mb["policy_loss"], "ppo/value_loss": sums_mb["value_loss"],
+                     "ppo/approx_kl": sums_mb["approx_kl"], "ppo/clipfrac": sums_mb["clipped"]}
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1

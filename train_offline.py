@@ -77,7 +77,8 @@ def main(argv=None):
     if not args.resume:
         runlog.write_args(args)
         if args.bc_steps and args.algo == "iql_reinforce":
-            _, skipped = bc.behaviour_clone(actor, bc.bc_pairs(data), args.bc_steps, args.batch_size, args.bc_lr, rng)
+            _, skipped = bc.behaviour_clone(actor, bc.bc_pairs(data), args.bc_steps, args.batch_size, args.bc_lr, rng,
+                                            micro=args.micro_batch_size)
             runlog.count_skips({}, "bc", skipped, args.bc_steps, args.out_dir)
     reference = None
     if args.algo == "iql_reinforce":  # the KL anchor is the BC start
@@ -143,7 +144,7 @@ def main(argv=None):
         else:  # BC, filtered BC, or AWR when a critic weighs the pairs
             stats["actor/loss"], skipped = bc.behaviour_clone(
                 actor, pairs, args.actor_steps, args.batch_size, args.actor_lr, rng, desc=args.algo,
-                weight_fn=awr_weight_fn if critic else None, opt=actor_opt)
+                weight_fn=awr_weight_fn if critic else None, opt=actor_opt, micro=args.micro_batch_size)
         runlog.count_skips(stats, "actor", skipped, args.actor_steps, args.out_dir)
         if iteration % args.eval_every == 0 or iteration == args.iterations:
             evaluate_and_save(stats)

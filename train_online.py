@@ -208,7 +208,8 @@ def main(argv=None):
             with parts("actor"):
                 keep = bc.bc_pairs(buffer.top_episodes(args.filter_top))
                 stats["actor/loss"], skipped = bc.behaviour_clone(
-                    actor, keep, args.actor_steps, args.batch_size, args.actor_lr, rng, desc="fbc", opt=actor_opt)
+                    actor, keep, args.actor_steps, args.batch_size, args.actor_lr, rng, desc="fbc", opt=actor_opt,
+                    micro=args.micro_batch_size)
                 runlog.count_skips(stats, "actor", skipped, args.actor_steps, args.out_dir)
         bar.update(len(episodes))
         if iteration % args.eval_every == 0 or trajectories >= args.total_trajectories:

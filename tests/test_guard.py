@@ -56,13 +56,17 @@ def test_a_skipped_critic_step_leaves_the_critic_and_its_target_alone():
     for p in target.parameters():  # a target apart from the critic, so a Polyak move would show
         p.data.add_(0.5)
     opt = torch.optim.AdamW(critic.parameters(), lr=0.1)
-    q1, q2, v1, v2 = critic(["Questions:\n"], ["Is it red?"])
+    batch, args = {"obs": ["Questions:\n"], "action": ["Is it red?"]}, SimpleNamespace(tau=0.1)
+
+    def losses(bad):
+        def fn(rows, piece):
+            q1, q2, v1, v2 = critic(piece["obs"], piece["action"])
+            return (q1 + q2).sum() * bad, (v1 + v2).sum(), q1
+        return fn
     before = snapshot(critic, target)
-    nan = q1.sum() * float("nan")
-    stats = critic_step(critic, target, opt, nan, (v1 + v2).sum(), q1, tau=0.1)
+    stats = critic_step(critic, target, opt, batch, losses(float("nan")), args)
     assert stats["critic/skipped_steps"] == 1.0 and same(before, snapshot(critic, target))
-    q1, q2, v1, v2 = critic(["Questions:\n"], ["Is it red?"])
-    stats = critic_step(critic, target, opt, (q1 + q2).sum(), (v1 + v2).sum(), q1, tau=0.1)
+    stats = critic_step(critic, target, opt, batch, losses(1.0), args)
     assert stats["critic/skipped_steps"] == 0.0 and not same(before, snapshot(critic, target))
 
 

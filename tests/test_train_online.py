@@ -261,7 +261,7 @@ def test_actor_update_weights_pg_centres_awr_keeps_every_weight_positive(monkeyp
     import train_online
     seen = {}
 
-    def spy(logp, mask, adv, baseline=None):
+    def spy(logp, mask, adv, baseline=None, **denominators):
         seen["adv"] = adv
         return -(adv * (logp * mask).sum(-1)).mean()
     monkeypatch.setattr(actor_module, "pg_loss", spy)
