@@ -28,7 +28,6 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import runlog
-from flags import fail
 from models import guarded_step, micro_batches
 
 BC_VERSION = 2  # bump when BC's algorithm changes, so older cached starts are not reused
@@ -216,7 +215,5 @@ def clone_start(actor, episodes, args):
         else:
             _, skipped = behaviour_clone(actor, bc_pairs(episodes), args.bc_steps, args.batch_size, args.bc_lr, rng,
                                          micro=args.micro_batch_size)
-        if args.bc_steps and skipped == args.bc_steps:  # nothing learnt: caching it would hide that
-            fail(f"every one of the {skipped} BC steps had a non-finite loss or gradient; nothing was saved "
-                 f"(try a lower --bc_lr, or float32 without --bc_bf16)")
+        runlog.count_skips({}, "bc", skipped, args.bc_steps, args.out_dir)  # nothing learnt: stop before caching it
     return runlog.cached_weights("bc", start_key(args), actor, clone, skip=("value_head.",))

@@ -352,6 +352,7 @@ def guarded_step(opt, params, loss, max_norm=1.0):
     opt.step()
     return True
 
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="Load a model by minArCHer name and print a summary.")
     p.add_argument("name", help="tiny, smollm2-135m, minilm-l6, a hub name or a local path")

@@ -190,7 +190,7 @@ def ppo_update(actor, opt, turns, scored, adv, ret, args, rng):
             mb = idx[i:i + args.minibatch_size]
             n_tokens = sum(len(turns[j]["ids"]) for j in mb)  # each utterance's sampled tokens: its mask
             opt.zero_grad()
-            sums_mb = dict.fromkeys(("policy_loss", "value_loss", "approx_kl", "clipped"), 0.0)
+            stats = dict.fromkeys(("ppo/policy_loss", "ppo/value_loss", "ppo/approx_kl", "ppo/clipfrac"), 0.0)
             for rows in micro_batches(len(mb), getattr(args, "micro_batch_size", 0)):  # pieces of the minibatch
                 part = [mb[r] for r in rows]
                 obs, acts = [turns[j]["obs"] for j in part], [turns[j]["action"] for j in part]
@@ -205,14 +205,12 @@ def ppo_update(actor, opt, turns, scored, adv, ret, args, rng):
                 (policy_loss + args.vf_coef * value_loss).backward()
                 with torch.no_grad():
                     log_ratio = (logp - old) * fmask
-                    sums_mb["policy_loss"] += policy_loss.item()
-                    sums_mb["value_loss"] += value_loss.item()
-                    sums_mb["approx_kl"] += ((log_ratio.exp() - 1 - log_ratio) * fmask).sum().item() / n_tokens
-                    sums_mb["clipped"] += (((log_ratio.exp() - 1).abs() > args.clip).float() * fmask).sum().item() / n_tokens
-            loss = sums_mb["policy_loss"] + args.vf_coef * sums_mb["value_loss"]
+                    stats["ppo/policy_loss"] += policy_loss.item()
+                    stats["ppo/value_loss"] += value_loss.item()
+                    stats["ppo/approx_kl"] += ((log_ratio.exp() - 1 - log_ratio) * fmask).sum().item() / n_tokens
+                    stats["ppo/clipfrac"] += (((log_ratio.exp() - 1).abs() > args.clip).float() * fmask).sum().item() / n_tokens
+            loss = stats["ppo/policy_loss"] + args.vf_coef * stats["ppo/value_loss"]
             skipped += not guarded_step(opt, actor.parameters(), torch.tensor(loss))
-            stats = {"ppo/policy_loss": sums_mb["policy_loss"], "ppo/value_loss": sums_mb["value_loss"],
-                     "ppo/approx_kl": sums_mb["approx_kl"], "ppo/clipfrac": sums_mb["clipped"]}
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1

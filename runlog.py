@@ -114,10 +114,10 @@ def count_skips(stats, part, skipped, steps, out_dir):
     the run stops with one line that names the last good checkpoint in `out_dir`."""
     stats[f"{part}/skipped_steps"] = int(skipped)
     if steps and skipped == steps:
-        last = os.path.join(out_dir, "checkpoint.pt")
-        last = last if os.path.exists(last) else os.path.join(out_dir, "bc.pt")
-        fail(f"every {part} step of this iteration ({steps}) had a non-finite loss or gradient, so none "
-             f"was taken; the last good weights are {last} (try a lower learning rate, or float32)")
+        saved = [p for p in (os.path.join(out_dir, n) for n in ("checkpoint.pt", "bc.pt")) if os.path.exists(p)]
+        fail(f"every {part} step of this iteration ({steps}) had a non-finite loss or gradient, so none was "
+             f"taken; {f'the last good weights are {saved[0]}' if saved else 'nothing was saved'} "
+             f"(try a lower learning rate, or float32)")
 
 
 def load_checkpoint(path):

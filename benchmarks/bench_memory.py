@@ -21,11 +21,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-import build
 import flags
-import runlog
 from actor import actor_update
-from buffer import ReplayBuffer
+from benchmarks.bench_speed import setup
 
 
 @dataclass
@@ -67,15 +65,7 @@ def peak_of(fn, device):
 
 def one(args):
     """The measurement of one row, in this process: -> {micro, peak_mb, seconds}."""
-    runlog.seed_everything(args.seed)
-    env = build.make_env(args)
-    data = build.load_data(args, env)
-    actor = build.build_actor(args, data)
-    reference = build.build_actor(args, data)
-    reference.load_state_dict(actor.state_dict())
-    critic, _ = build.build_critic(args, data, actor)
-    buffer = ReplayBuffer(gamma=args.gamma)
-    buffer.add_episodes(data)
+    actor, reference, critic, _, buffer = setup(args)
     states = buffer.sample(args.batch_size, random.Random(args.seed))["obs"]
     opt = torch.optim.AdamW(actor.parameters(), lr=args.actor_lr)
     torch.manual_seed(args.seed)

@@ -54,10 +54,9 @@ def timed(fn, repeats, device):
     return statistics.median(once() for _ in range(repeats))
 
 
-def main(argv=None):
-    args = flags.parse(Args, argv)
-    if args.repeats < 1:
-        flags.fail("--repeats must be at least 1")
+def setup(args):
+    """-> actor, its BC reference copy, critic, target and a replay buffer of the env's offline
+    dataset, built as train_online.py builds them (bench_memory.py measures on the same)."""
     runlog.seed_everything(args.seed)
     env = build.make_env(args)
     data = build.load_data(args, env)
@@ -67,6 +66,14 @@ def main(argv=None):
     critic, target = build.build_critic(args, data, actor)
     buffer = ReplayBuffer(gamma=args.gamma)
     buffer.add_episodes(data)
+    return actor, reference, critic, target, buffer
+
+
+def main(argv=None):
+    args = flags.parse(Args, argv)
+    if args.repeats < 1:
+        flags.fail("--repeats must be at least 1")
+    actor, reference, critic, target, buffer = setup(args)
     rng = random.Random(args.seed)
     critic_batch = buffer.sample(args.critic_batch_size, rng)
     states = buffer.sample(args.batch_size, rng)["obs"]

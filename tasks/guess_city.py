@@ -124,8 +124,8 @@ class GuessCity(DialogueEnv):
                     pass
             raise KeyError(word)
         for part in (str(word), str(word).split(",")[0]):
-            if norm(part) in self._by_name:
-                return self._by_name[norm(part)]
+            if (key := norm(part)) in self._by_name:
+                return self._by_name[key]
         raise KeyError(word)
 
 

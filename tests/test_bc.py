@@ -113,7 +113,8 @@ def test_dialogue_bc_lowers_the_loss():
 
 def flags(dataset, **kw):
     base = dict(env="twenty_questions_subset", dataset=str(dataset), policy_lm="tiny-word", bf16=False, lora=False,
-                bc_mode="dialogue", bc_steps=3, bc_lr=1e-3, batch_size=2, bc_bf16=False, micro_batch_size=0, seed=0)
+                bc_mode="dialogue", bc_steps=3, bc_lr=1e-3, batch_size=2, bc_bf16=False, micro_batch_size=0, seed=0,
+                out_dir=str(dataset.parent))
     return SimpleNamespace(**{**base, **kw})
 
 
