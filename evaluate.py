@@ -25,10 +25,8 @@ from dataclasses import dataclass, field
 import torch
 
 import envs
-from build import build_actor, build_critic, load_data, make_env
-from chai import ChaiPolicy
-from critic import critic_diagnostic
-from flags import apply_runtime, fail
+from critic import ChaiPolicy, critic_diagnostic
+from flags import apply_runtime, build_actor, build_critic, fail, load_data, make_env
 from runlog import dialogue_text
 
 EVAL_SEED = 10**6

@@ -30,7 +30,6 @@ from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
 import bc
-import build
 import envs
 import flags
 import runlog
@@ -52,7 +51,7 @@ class Args(flags.CommonArgs):
     truncation_penalty: float = field(default=1.0, metadata={"help": "subtracted from the reward of utterances cut at max_new_tokens (as in train_online.py)"})
     normalize_adv: bool = field(default=True, metadata={"help": "whiten token advantages over each iteration's tokens"})
 
-    # build.build_actor reads this: PPO always puts a value head on the actor's hidden states.
+    # flags.build_actor reads this: PPO always puts a value head on the actor's hidden states.
     token_baseline = True
     # PPO is cheap per trajectory and needs many: bigger rollouts, a 10x larger budget (issue 5).
     preset_overrides = {"tiny": dict(rollout_size=64, minibatch_size=64, ppo_epochs=4, eval_every=10,
@@ -230,9 +229,9 @@ def main(argv=None):
     args = flags.parse(Args, argv)  # checked by Args.__post_init__ and flags.parse
     ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
     runlog.seed_everything(args.seed)
-    env = build.make_env(args)  # a missing game file is a one-line error, as in train_online.py
-    data = build.load_data(args, env)
-    actor = build.build_actor(args, data)
+    env = flags.make_env(args)  # a missing game file is a one-line error, as in train_online.py
+    data = flags.load_data(args, env)
+    actor = flags.build_actor(args, data)
     rng = random.Random(args.seed)
 
     # --- start from behaviour cloning, as the paper does for every method ---
@@ -247,7 +246,7 @@ def main(argv=None):
         else:
             bc.clone_start(actor, data, args)  # cached per (env, dataset, model, BC flags, seed)
             torch.save(actor.state_dict(), os.path.join(args.out_dir, "bc.pt"))
-    reference = build.build_actor(args, data)
+    reference = flags.build_actor(args, data)
     reference.load_state_dict(state["reference"] if args.resume else actor.state_dict())
     reference.requires_grad_(False)
 

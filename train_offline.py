@@ -26,7 +26,6 @@ import torch
 from tqdm import tqdm
 
 import bc
-import build
 import flags
 import runlog
 from actor import actor_update, awr_weights
@@ -63,12 +62,12 @@ def main(argv=None):
     args = flags.parse(Args, argv)  # checked by Args.__post_init__ and flags.parse
     ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
     runlog.seed_everything(args.seed)
-    env = build.make_env(args)
-    data = build.load_data(args, env)
+    env = flags.make_env(args)
+    data = flags.load_data(args, env)
     rng = random.Random(args.seed)
-    actor = build.build_actor(args, data)
+    actor = flags.build_actor(args, data)
     uses_critic = args.algo in ("archer", "sarsa_awr", "iql_reinforce")
-    critic, target = build.build_critic(args, data, actor) if uses_critic else (None, None)
+    critic, target = flags.build_critic(args, data, actor) if uses_critic else (None, None)
     expectile = 0.5 if args.algo == "sarsa_awr" else args.expectile
     buffer = ReplayBuffer(capacity=10**7, gamma=args.gamma)
     buffer.add_episodes(data)
@@ -82,7 +81,7 @@ def main(argv=None):
             runlog.count_skips({}, "bc", skipped, args.bc_steps, args.out_dir)
     reference = None
     if args.algo == "iql_reinforce":  # the KL anchor is the BC start
-        reference = build.build_actor(args, data)
+        reference = flags.build_actor(args, data)
         reference.load_state_dict(actor.state_dict())
         reference.requires_grad_(False)
     actor_opt = torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=args.actor_lr)

@@ -23,14 +23,12 @@ import torch
 from tqdm import tqdm
 
 import bc
-import build
 import envs
 import flags
 import runlog
 from actor import actor_update
 from buffer import ReplayBuffer, critic_batch
-from chai import ChaiPolicy
-from critic import critic_update, warm_start_update
+from critic import ChaiPolicy, critic_update, warm_start_update
 from evaluate import diagnose, evaluate_policy
 
 
@@ -89,18 +87,18 @@ def main(argv=None):
     args = flags.parse(Args, argv)  # checked by Args.__post_init__ and flags.parse
     ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
     runlog.seed_everything(args.seed)
-    env = build.make_env(args)
-    data = build.load_data(args, env)
-    actor = build.build_actor(args, data)
+    env = flags.make_env(args)
+    data = flags.load_data(args, env)
+    actor = flags.build_actor(args, data)
     uses_critic, critic_from_actor = args.algo != "filtered_bc", args.critic_lm == "actor"
     # (built here, before BC, unless it is a copy of the BC actor: the order keeps the seeded runs' draws)
-    critic, target = build.build_critic(args, data) if uses_critic and not critic_from_actor else (None, None)
+    critic, target = flags.build_critic(args, data) if uses_critic and not critic_from_actor else (None, None)
     rng = random.Random(args.seed)
 
     # --- start from behaviour cloning, as the paper does ---
     if args.resume:
         state = runlog.load_checkpoint(ckpt_path)
-        reference = build.build_actor(args, data)
+        reference = flags.build_actor(args, data)
         reference.load_state_dict(state["reference"])
     else:
         runlog.write_args(args)
@@ -109,11 +107,11 @@ def main(argv=None):
         else:
             bc.clone_start(actor, data, args)  # cached per (env, dataset, model, BC flags, seed)
             torch.save(actor.state_dict(), os.path.join(args.out_dir, "bc.pt"))
-        reference = build.build_actor(args, data)
+        reference = flags.build_actor(args, data)
         reference.load_state_dict(actor.state_dict())
     reference.requires_grad_(False)
     if uses_critic and critic_from_actor:  # (on --resume its weights are replaced from the checkpoint)
-        critic, target = build.build_critic(args, data, actor)
+        critic, target = flags.build_critic(args, data, actor)
     # The policy that plays: the actor itself, or CHAI's pick among k of its samples.
     policy = ChaiPolicy(actor, critic, args.chai_k) if args.algo == "chai" else actor
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-import build
 import envs
 import flags
 import runlog
@@ -41,8 +40,8 @@ def main(argv=None):
     args = flags.parse(Args, argv)
     if not args.bc_checkpoint:
         flags.fail("--bc_checkpoint is needed: the critic is of that BC policy (train_online.py --total_trajectories 0 writes one)")
-    env = build.make_env(args)
-    data = build.load_data(args, env)
+    env = flags.make_env(args)
+    data = flags.load_data(args, env)
     held_out = envs.scripted_episodes(env, "mediocre", 200, seed=12345)  # games no candidate trains on
     buffer = ReplayBuffer(gamma=args.gamma)
     buffer.add_episodes(data)
@@ -53,10 +52,10 @@ def main(argv=None):
         if read not in ("", "causal"):
             flags.fail(f"candidate {name!r}: the only reading after '@' is 'causal' (e.g. tiny-word@causal)")
         args.critic_causal = read == "causal"
-        actor = build.build_actor(args, data)
+        actor = flags.build_actor(args, data)
         actor.load_state_dict(torch.load(args.bc_checkpoint, map_location=args.device))
         actor.requires_grad_(False)
-        critic, target = build.build_critic(args, data, actor)
+        critic, target = flags.build_critic(args, data, actor)
         opt = torch.optim.AdamW(critic.parameters(), lr=args.critic_lr)
         rng, seconds = random.Random(args.seed), 0.0
         for step in range(args.pretrain_steps + args.steps + 1):

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-import build
 import flags
 import runlog
 from actor import actor_update
@@ -58,12 +57,12 @@ def setup(args):
     """-> actor, its BC reference copy, critic, target and a replay buffer of the env's offline
     dataset, built as train_online.py builds them (bench_memory.py measures on the same)."""
     runlog.seed_everything(args.seed)
-    env = build.make_env(args)
-    data = build.load_data(args, env)
-    actor = build.build_actor(args, data)
-    reference = build.build_actor(args, data)
+    env = flags.make_env(args)
+    data = flags.load_data(args, env)
+    actor = flags.build_actor(args, data)
+    reference = flags.build_actor(args, data)
     reference.load_state_dict(actor.state_dict())
-    critic, target = build.build_critic(args, data, actor)
+    critic, target = flags.build_critic(args, data, actor)
     buffer = ReplayBuffer(gamma=args.gamma)
     buffer.add_episodes(data)
     return actor, reference, critic, target, buffer

@@ -1,10 +1,10 @@
-"""chai.py: the choice is the argmax of min(Q1, Q2) (not of either head, not of their mean), per
+"""CHAI (critic.py): the choice is the argmax of min(Q1, Q2) (not of either head, not of their mean), per
 observation, with the right (observation, utterance) pairs; ChaiPolicy samples k per state and
 plays whole games through envs.play."""
 import torch
 
 import envs
-from chai import ChaiPolicy, chai_select
+from critic import ChaiPolicy, chai_select
 
 # Hand-set Q heads: for "s1" the best single head value (a: Q1 = 5; c: Q2 = 6) and the best mean
 # (a and c: 2.0) are NOT the best pessimistic value: min is a -1, b 1, c -2, d 0.5, so b must win.
