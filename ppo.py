@@ -20,21 +20,14 @@ step of one long token-level episode, and throws the games away after `ppo_epoch
 Discounting only at utterance boundaries makes the token-level return equal to the utterance-level
 return ArCHer's critic estimates (gamma per turn), so both methods optimise the same objective;
 lambda is per token as in common LM PPO. docs/departures.md (11) lists the ppo/* columns; departure 11 is this file.
+Playing, scoring, the clipped epochs and the loop are onpolicy.py's, shared with grpo.py.
 """
-import os
-import random
 from dataclasses import dataclass, field
 
 import torch
-from torch.nn.utils.rnn import pad_sequence
-from tqdm import tqdm
 
-import bc
-import envs
 import flags
-import runlog
-from evaluate import evaluate_policy
-from models import guarded_step, micro_batches
+import onpolicy
 
 
 @dataclass
@@ -64,7 +57,7 @@ class Args(flags.CommonArgs):
             flags.fail(f"unknown --algo {self.algo!r}; ppo.py only runs ppo")
 
 
-# --- the two pieces of math, pure and unit-tested (tests/test_ppo.py) ---
+# --- the math, pure and unit-tested (tests/test_ppo.py); the clipped surrogate is onpolicy.py's ---
 def gae(rewards, values, dones, gamma, lam):
     """Generalised advantage estimation along the last axis (time).
 
@@ -84,62 +77,6 @@ def gae(rewards, values, dones, gamma, lam):
         running = delta + gamma[..., t] * lam * alive[..., t] * running
         adv[..., t] = running
     return adv, adv + values[..., :-1]
-
-
-def ppo_clip_loss(logp_new, logp_old, adv, mask, clip, n_tokens=None):
-    """PPO's clipped surrogate, averaged over the real tokens (n_tokens of them when these rows are
-    one micro-batch of a larger minibatch): all tensor arguments (B, T).
-    -min(rho A, clip(rho, 1 - clip, 1 + clip) A), rho = exp(logp_new - logp_old): once the
-    ratio has moved past the clip in the advantage's direction, the token stops pulling."""
-    ratio = torch.exp(logp_new - logp_old.detach())                              # (B, T)
-    adv = adv.detach()
-    surrogate = torch.minimum(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv)
-    mask = mask.to(surrogate.dtype)
-    return -(surrogate * mask).sum() / (n_tokens or mask.sum().clamp(min=1))
-
-
-# --- collection: play games, remember which samples were cut at max_new_tokens ---
-def collect(actor, env, n_games, seed):
-    """-> (episodes, turns). turns: one dict per utterance, games in order, turns in order, each
-    with the token ids the actor sampled for it ("ids") and whether it ran on ("truncated")."""
-    sampled = {}  # (obs, text) -> [(ids, truncated), ...] in the order they were sampled
-
-    def policy(observations):  # envs.play keeps only the text; we keep what the actor sampled
-        utterances = actor.sample(observations)
-        for key, ids, cut in zip(zip(observations, utterances), actor.last_ids, actor.last_truncated):
-            sampled.setdefault(key, []).append((ids, cut))
-        return utterances
-
-    episodes = envs.play(policy, env, n_games, seed=seed)
-    # Games that share a dialogue so far (all of them, at the first turn) can say the same text
-    # from different tokens; such games are sampled in one batch in game order, so the queue of
-    # each (obs, text) hands them out in the order they were drawn.
-    turns = []
-    for e, ep in enumerate(episodes):
-        for t in ep["transitions"]:
-            ids, cut = sampled[(t["obs"], t["action"])].pop(0)
-            turns.append({**t, "ids": ids, "truncated": cut, "episode": e})
-    return episodes, turns
-
-
-@torch.no_grad()
-def score(actor, reference, turns, chunk):
-    """Per utterance, 1-D tensors over its tokens: log pi_old, log pi_BC and V_old.
-    Chunks hold dialogues of similar length (a game's first turn has a short prompt, its 20th a
-    long one), so little of each forward pass is padding."""
-    out = {"logp": [None] * len(turns), "ref": [None] * len(turns), "value": [None] * len(turns)}
-    by_length = sorted(range(len(turns)), key=lambda j: len(turns[j]["obs"]))
-    for i in range(0, len(turns), chunk):
-        part = [turns[j] for j in by_length[i:i + chunk]]
-        obs, acts, ids = [t["obs"] for t in part], [t["action"] for t in part], [t["ids"] for t in part]
-        logp, mask, hidden = actor.token_log_probs(obs, acts, ids=ids)              # (B, T) x2, (B, T, H)
-        ref, _, _ = reference.token_log_probs(obs, acts, return_hidden=False, ids=ids)
-        value = actor.token_values(hidden)                                        # (B, T)
-        for row, j in enumerate(by_length[i:i + chunk]):
-            m = mask[row]
-            out["logp"][j], out["ref"][j] = logp[row][m].cpu(), ref[row][m].cpu()
-            out["value"][j] = value[row][m].float().cpu()
-    return out
 
 
 # --- token-level PPO: rewards on tokens, GAE over the whole game's tokens ---
@@ -179,122 +116,9 @@ def token_advantages(turns, scored, args):
     return adv_list, ret_list, stats
 
 
-def ppo_update(actor, opt, turns, scored, adv, ret, args, rng):
-    """`ppo_epochs` shuffled passes of `minibatch_size` utterances; returns the mean statistics."""
-    sums, steps, skipped = {}, 0, 0
-    for _ in range(args.ppo_epochs):
-        idx = list(range(len(turns)))
-        rng.shuffle(idx)
-        for i in range(0, len(idx), args.minibatch_size):
-            mb = idx[i:i + args.minibatch_size]
-            n_tokens = sum(len(turns[j]["ids"]) for j in mb)  # each utterance's sampled tokens: its mask
-            opt.zero_grad()
-            stats = dict.fromkeys(("ppo/policy_loss", "ppo/value_loss", "ppo/approx_kl", "ppo/clipfrac"), 0.0)
-            for rows in micro_batches(len(mb), getattr(args, "micro_batch_size", 0)):  # pieces of the minibatch
-                part = [mb[r] for r in rows]
-                obs, acts = [turns[j]["obs"] for j in part], [turns[j]["action"] for j in part]
-                logp, mask, hidden = actor.token_log_probs(obs, acts, ids=[turns[j]["ids"] for j in part])
-                value = actor.token_values(hidden)                          # (b, T)
-                # Stored per-utterance vectors, padded at the end: (b, T), left-aligned like logp.
-                old, a, r = (pad_sequence([xs[j] for j in part], batch_first=True).to(logp.device)
-                             for xs in (scored["logp"], adv, ret))
-                fmask = mask.float()
-                policy_loss = ppo_clip_loss(logp, old, a, mask, args.clip, n_tokens)
-                value_loss = (((value - r) ** 2) * fmask).sum() / n_tokens
-                (policy_loss + args.vf_coef * value_loss).backward()
-                with torch.no_grad():
-                    log_ratio = (logp - old) * fmask
-                    stats["ppo/policy_loss"] += policy_loss.item()
-                    stats["ppo/value_loss"] += value_loss.item()
-                    stats["ppo/approx_kl"] += ((log_ratio.exp() - 1 - log_ratio) * fmask).sum().item() / n_tokens
-                    stats["ppo/clipfrac"] += (((log_ratio.exp() - 1).abs() > args.clip).float() * fmask).sum().item() / n_tokens
-            loss = stats["ppo/policy_loss"] + args.vf_coef * stats["ppo/value_loss"]
-            skipped += not guarded_step(opt, actor.parameters(), torch.tensor(loss))
-            for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + v
-            steps += 1
-    stats = {k: v / max(steps, 1) for k, v in sums.items()}
-    runlog.count_skips(stats, "ppo", skipped, steps, args.out_dir)
-    return stats
-
-
-def load_bc(actor, path, device):
-    """A BC state dict from train_online.py has no value head: load the rest, keep the fresh head."""
-    missing, unexpected = actor.load_state_dict(torch.load(path, map_location=device), strict=False)
-    if unexpected or any(not k.startswith("value_head.") for k in missing):
-        flags.fail(f"--bc_checkpoint {path} does not fit this --policy_lm ({len(missing)} missing, {len(unexpected)} unexpected keys)")
-
-
 def main(argv=None):
     args = flags.parse(Args, argv)  # checked by Args.__post_init__ and flags.parse
-    ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
-    runlog.seed_everything(args.seed)
-    env = flags.make_env(args)  # a missing game file is a one-line error, as in train_online.py
-    data = flags.load_data(args, env)
-    actor = flags.build_actor(args, data)
-    rng = random.Random(args.seed)
-
-    # --- start from behaviour cloning, as the paper does for every method ---
-    if args.resume:
-        state = runlog.load_checkpoint(ckpt_path)
-    else:
-        runlog.write_args(args)
-        if args.bc_checkpoint:
-            if not os.path.exists(args.bc_checkpoint):
-                flags.fail(f"--bc_checkpoint {args.bc_checkpoint} not found")
-            load_bc(actor, args.bc_checkpoint, args.device)
-        else:
-            bc.clone_start(actor, data, args)  # cached per (env, dataset, model, BC flags, seed)
-            torch.save(actor.state_dict(), os.path.join(args.out_dir, "bc.pt"))
-    reference = flags.build_actor(args, data)
-    reference.load_state_dict(state["reference"] if args.resume else actor.state_dict())
-    reference.requires_grad_(False)
-
-    opt = torch.optim.AdamW([p for p in actor.parameters() if p.requires_grad], lr=args.actor_lr)
-    log, iteration, trajectories = runlog.RunLog(args.out_dir, resume=args.resume), 0, 0
-    if args.resume:
-        actor.load_state_dict(state["actor"])
-        opt.load_state_dict(state["opt"])
-        iteration, trajectories = state["iteration"], state["trajectories"]
-        rng.setstate(state["rng_loop"])
-        runlog.set_rng_state(state["rng"])
-    timer, wall0 = runlog.Timer(), float(log.rows[-1]["wall_s"]) if log.rows else 0.0
-
-    def evaluate_and_save(stats):
-        result, episodes = evaluate_policy(actor, env, args.eval_games)
-        greedy, _ = evaluate_policy(actor, env, args.eval_games, greedy=True)
-        row = {"iteration": iteration, "trajectories": trajectories, "eval_return": result["mean_return"],
-               "eval_success": result["success_rate"], "eval_return_greedy": greedy["mean_return"],
-               "eval_success_greedy": greedy["success_rate"], "wall_s": wall0 + timer(), **stats}
-        log.log(row, samples=episodes[:3])
-        runlog.save_actor_snapshot(args, trajectories, actor)
-        runlog.save_checkpoint(ckpt_path, actor=actor.state_dict(), opt=opt.state_dict(),
-                               reference=reference.state_dict(), iteration=iteration,
-                               trajectories=trajectories, rng_loop=rng.getstate(), rng=runlog.rng_state(),
-                               args=runlog.args_dict(args))
-        return row
-
-    if iteration == 0 and not log.rows:  # (a run resumed from its iteration-0 checkpoint has this row)
-        evaluate_and_save({})  # the BC start
-    bar = tqdm(total=args.total_trajectories, initial=trajectories, desc=f"ppo {args.env}")
-    while trajectories < args.total_trajectories:
-        # --- collect fresh games with the current actor; they are used for this iteration only ---
-        episodes, turns = collect(actor, env, args.rollout_size, seed=(args.seed + 1) * 10**7 + trajectories)
-        trajectories += len(episodes)
-        iteration += 1
-        # --- PPO (token level): score old log-probs and values once, GAE, then several epochs ---
-        scored = score(actor, reference, turns, args.minibatch_size)
-        adv, ret, stats = token_advantages(turns, scored, args)
-        stats.update(ppo_update(actor, opt, turns, scored, adv, ret, args, rng))
-        stats.update({"train/return": envs.summarize(episodes)["mean_return"],
-                      "ppo/kl": float(torch.cat(scored["logp"]).sub(torch.cat(scored["ref"])).mean()),
-                      "ppo/truncated": sum(t["truncated"] for t in turns) / len(turns)})
-        bar.update(len(episodes))
-        if iteration % args.eval_every == 0 or trajectories >= args.total_trajectories:
-            row = evaluate_and_save(stats)
-            bar.set_postfix(eval_return=f"{row['eval_return']:.2f}")
-    bar.close()
-    print(f"done: {trajectories} trajectories, eval return {float(log.rows[-1]['eval_return']):.2f} -> {log.path}")
+    onpolicy.run(args, onpolicy.collect, token_advantages)  # the KL is in the reward, not the loss
 
 
 if __name__ == "__main__":

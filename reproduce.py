@@ -6,7 +6,7 @@ of figure: mean evaluation return against trajectories collected, a band over se
     python reproduce.py --env twenty_questions_subset --algos archer --seeds 1 -- --kl_coef 0.05
     python reproduce.py --offline --env twenty_questions_subset --seeds 3   # the offline table
 
-Online (train_online.py, ppo.py): x = trajectories collected. Offline (train_offline.py with
+Online (train_online.py, ppo.py, grpo.py): x = trajectories collected. Offline (train_offline.py with
 --offline; algos archer = IQL + AWR, filtered_bc, bc, sarsa_awr, iql_reinforce): x = actor steps,
 every row on the same dataset with the same number of actor steps.
 
@@ -92,10 +92,10 @@ def run_all(args, extra):
         jobs = []
         # 2. every method from that start, the same budget
         for algo in args.algos:
-            # PPO is on-policy and cheap per game: it gets ppo_factor times the budget, so the
-            # sample-efficiency ratio is measured, not extrapolated. Flags after -- are
-            # train_online.py's, so PPO does not get them.
-            script, budget, flags = (("ppo.py", args.budget * args.ppo_factor, common_flags[:6]) if algo == "ppo"
+            # PPO and GRPO are on-policy and cheap per game: they get ppo_factor times the budget,
+            # so the sample-efficiency ratio is measured, not extrapolated. Flags after -- are
+            # train_online.py's, so they do not get them.
+            script, budget, flags = ((f"{algo}.py", args.budget * args.ppo_factor, common_flags[:6]) if algo in ("ppo", "grpo")
                                      else ("train_online.py", args.budget, common_flags))
             for seed in range(args.seeds):
                 run_flags = [*flags, "--bc_checkpoint", bc[seed], "--total_trajectories", str(budget)]
@@ -243,9 +243,9 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--offline", action="store_true", help="train_offline.py rows instead of online runs")
     p.add_argument("--algos", nargs="+", default=None,
-                   help="online: archer, filtered_bc, chai, ppo (default all); offline: archer, sarsa_awr, "
+                   help="online: archer, filtered_bc, chai, ppo, grpo (default all); offline: archer, sarsa_awr, "
                         "iql_reinforce, filtered_bc, bc (default archer filtered_bc bc)")
-    p.add_argument("--ppo_factor", type=int, default=10, help="PPO's budget = this x --budget")
+    p.add_argument("--ppo_factor", type=int, default=10, help="PPO's and GRPO's budget = this x --budget")
     p.add_argument("--budget", type=int, default=3000, help="trajectories per run (offline: actor steps per run)")
     p.add_argument("--actor_steps", type=int, default=30, help="offline: actor steps per iteration (one evaluation every eval_every)")
     p.add_argument("--jobs", type=int, default=2, help="runs side by side (one CPU thread each)")
@@ -253,7 +253,7 @@ def main(argv=None):
     p.add_argument("--out", default="", help="default runs/reproduce/<env>-<preset>")
     p.add_argument("--summarize_only", action="store_true", help="redraw the figure and table from existing runs")
     args = p.parse_args(argv)
-    args.algos = args.algos or (["archer", "filtered_bc", "bc"] if args.offline else ["archer", "filtered_bc", "chai", "ppo"])
+    args.algos = args.algos or (["archer", "filtered_bc", "bc"] if args.offline else ["archer", "filtered_bc", "chai", "ppo", "grpo"])
     kind = "offline" if args.offline else "online"
     args.out = args.out or os.path.join("runs", "reproduce", f"{args.env}-{args.preset}-{kind}")
     os.makedirs(args.out, exist_ok=True)

@@ -107,9 +107,11 @@ def test_an_actor_step_in_micro_batches_matches_the_whole_batch():
         assert s0[k] == pytest.approx(s5[k], abs=1e-6), k
 
 
-def test_a_ppo_minibatch_in_micro_batches_matches_the_whole_minibatch():
-    import ppo
-    base = tiny_actor("tiny-word", max_new_tokens=6, token_baseline=True)
+@pytest.mark.parametrize("algo", ["ppo", "grpo"])
+def test_an_on_policy_minibatch_in_micro_batches_matches_the_whole_minibatch(algo):
+    # PPO: clipped ratio + value head; GRPO: clipped ratio + k3 KL to the reference, no value head
+    import onpolicy
+    base = tiny_actor("tiny-word", max_new_tokens=6, token_baseline=algo == "ppo")
     obs = [ep["transitions"][t]["obs"] for ep in episodes() for t in range(3)]
     torch.manual_seed(1)
     with torch.no_grad():
@@ -117,18 +119,21 @@ def test_a_ppo_minibatch_in_micro_batches_matches_the_whole_minibatch():
         ids = base.last_ids
         logp, _, _ = base.token_log_probs(obs, acts, ids=ids)
     turns = [{"obs": o, "action": a, "ids": i} for o, a, i in zip(obs, acts, ids)]
-    scored = {"logp": [logp[j, :len(ids[j])] - 0.1 for j in range(len(obs))]}
+    scored = {"logp": [logp[j, :len(ids[j])] - 0.1 for j in range(len(obs))],
+              "ref": [logp[j, :len(ids[j])] - 0.3 for j in range(len(obs))]}
     adv = [torch.linspace(-1, 1, len(i)) for i in ids]
-    ret = [torch.full((len(i),), -2.0) for i in ids]
+    ret = [torch.full((len(i),), -2.0) for i in ids] if algo == "ppo" else None
     results = []
     for micro in (0, 2):
         actor = copy.deepcopy(base)
-        args = SimpleNamespace(ppo_epochs=1, minibatch_size=6, clip=0.2, vf_coef=0.5, micro_batch_size=micro,
-                               out_dir="/nonexistent")
-        stats = ppo.ppo_update(actor, torch.optim.SGD(actor.parameters(), lr=0.1), turns, scored, adv, ret, args,
-                               random.Random(0))
+        args = SimpleNamespace(algo=algo, ppo_epochs=1, minibatch_size=6, clip=0.2, vf_coef=0.5 if ret else 0.0,
+                               micro_batch_size=micro, out_dir="/nonexistent")
+        stats = onpolicy.clipped_update(actor, torch.optim.SGD(actor.parameters(), lr=0.1), turns, scored, adv, args,
+                                        random.Random(0), returns=ret, kl_coef=0.0 if ret else 0.5)
         results.append((actor, stats))
     (a0, s0), (a2, s2) = results
     assert close(a0, a2) and not close(a0, base)
-    for k in ("ppo/policy_loss", "ppo/value_loss", "ppo/approx_kl", "ppo/clipfrac"):
-        assert s0[k] == pytest.approx(s2[k], abs=1e-6), k
+    extra = "value_loss" if algo == "ppo" else "kl_loss"
+    for k in ("policy_loss", extra, "approx_kl", "clipfrac"):
+        assert s0[f"{algo}/{k}"] == pytest.approx(s2[f"{algo}/{k}"], abs=1e-6), k
+    assert s0[f"{algo}/{extra}"] > 0

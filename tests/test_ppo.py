@@ -1,4 +1,4 @@
-"""ppo.py: GAE and the clipped surrogate against hand computations, the token layout of a game
+"""ppo.py (and onpolicy.py, which it shares with grpo.py): GAE and the clipped surrogate against hand computations, the token layout of a game
 (reward on each utterance's last token, gamma only between utterances, KL and truncation in the
 reward), and the script end to end: in a subprocess, exact resume, a BC start without a value
 head, bad input."""
@@ -15,8 +15,10 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+import onpolicy  # noqa: E402
 import ppo  # noqa: E402
-from ppo import gae, ppo_clip_loss, token_advantages  # noqa: E402
+from onpolicy import ppo_clip_loss  # noqa: E402
+from ppo import gae, token_advantages  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -131,7 +133,7 @@ def test_collect_keeps_each_games_sampled_ids_even_when_games_say_the_same_text(
             self.last_truncated = [i == 1 for i in range(n)]
             return ["same"] * n
 
-    _, turns = ppo.collect(Actor(), _OneTurn(), 3, seed=0)
+    _, turns = onpolicy.collect(Actor(), _OneTurn(), 3, seed=0)
     assert [t["ids"] for t in turns] == [[100, 7], [101, 7], [102, 7]]
     assert [t["truncated"] for t in turns] == [False, True, False]
     assert [t["episode"] for t in turns] == [0, 1, 2]
