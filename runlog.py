@@ -127,6 +127,28 @@ def load_checkpoint(path):
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def save_process_state(out_dir, rank, iteration, buffer, rng, digest=None):
+    """What a process other than rank 0 owns, saved beside rank 0's checkpoint.pt: its replay
+    buffer (its share of the games) and its random streams. Named by iteration, like the buffer,
+    so a resume finds the file that matches the checkpoint."""
+    buffer_file = f"rank{rank}-buffer-{iteration}.pt"
+    save_checkpoint(os.path.join(out_dir, buffer_file), **buffer.state_dict())
+    save_checkpoint(os.path.join(out_dir, f"rank{rank}-{iteration}.pt"), iteration=iteration,
+                    rng_loop=rng.getstate(), rng=rng_state(), buffer_file=buffer_file, weights_digest=digest)
+    for name in os.listdir(out_dir):  # older ones no checkpoint points at
+        if name.startswith(f"rank{rank}-") and name not in (buffer_file, f"rank{rank}-{iteration}.pt"):
+            os.remove(os.path.join(out_dir, name))
+
+
+def load_process_state(out_dir, rank, iteration):
+    """save_process_state's file for the checkpoint's iteration; a one-line error if missing."""
+    path = os.path.join(out_dir, f"rank{rank}-{iteration}.pt")
+    if not os.path.exists(path):
+        fail(f"--resume: {path} is missing (process {rank}'s games and random state at iteration "
+             f"{iteration}); resume with the number of processes the run was started with")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def args_dict(args):
     return dataclasses.asdict(args)
 

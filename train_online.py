@@ -30,6 +30,8 @@ from actor import actor_update
 from buffer import ReplayBuffer, critic_batch
 from critic import ChaiPolicy, critic_update, warm_start_update
 from evaluate import diagnose, evaluate_policy
+from models import (broadcast_weights, check_same_weights, distributed, mean_over_processes, rank_zero_first,
+                    single_process, weights_digest)
 
 
 @dataclass
@@ -48,6 +50,8 @@ class Args(flags.PolicyGradientArgs, flags.CriticArgs, flags.CommonArgs):
     awr_beta: float = field(default=1.0, metadata={"help": "actor_loss awr: temperature of the weights (A is normalised per batch first when normalize_adv)"})
     sil_coef: float = field(default=0.0, metadata={"help": "archer: weight of a self-imitation term, BC on the top filter_top of the actor's own games so far, added to the actor loss (0 = off, as in the paper)"})
     critic_pretrain_steps: int = field(default=0, metadata={"help": "archer/chai: critic warm-start steps on the offline games before RL (--critic_pretrain; 0 = off, as in the paper)"})
+
+    data_parallel = True  # flags.parse: this script may run under accelerate launch / torchrun
 
     def __post_init__(self):  # bad flags: one line on stderr, exit 2 (flags.fail)
         if self.algo not in ("archer", "filtered_bc", "chai"):
@@ -85,8 +89,9 @@ def warm_start_critic(critic, target, data, env, args):
 
 def main(argv=None):
     args = flags.parse(Args, argv)  # checked by Args.__post_init__ and flags.parse
+    rank, world = distributed()  # (0, 1) unless started by accelerate launch / torchrun
     ckpt_path = os.path.join(args.out_dir, "checkpoint.pt")
-    runlog.seed_everything(args.seed)
+    runlog.seed_everything(args.seed)  # the same on every process: the same initial weights
     env = flags.make_env(args)
     data = flags.load_data(args, env)
     actor = flags.build_actor(args, data)
@@ -98,15 +103,20 @@ def main(argv=None):
     # --- start from behaviour cloning, as the paper does ---
     if args.resume:
         state = runlog.load_checkpoint(ckpt_path)
+        if rank:  # the models are rank 0's; the games in its buffer and its random streams its own
+            state.update(runlog.load_process_state(args.out_dir, rank, state["iteration"]))
         reference = flags.build_actor(args, data)
         reference.load_state_dict(state["reference"])
     else:
-        runlog.write_args(args)
+        if rank == 0:
+            runlog.write_args(args)
         if args.bc_checkpoint:
             actor.load_state_dict(torch.load(args.bc_checkpoint, map_location=args.device))
         else:
-            bc.clone_start(actor, data, args)  # cached per (env, dataset, model, BC flags, seed)
-            torch.save(actor.state_dict(), os.path.join(args.out_dir, "bc.pt"))
+            with rank_zero_first(rank), single_process():  # rank 0 builds it, the rest read the cache
+                bc.clone_start(actor, data, args)  # cached per (env, dataset, model, BC flags, seed)
+            if rank == 0:
+                torch.save(actor.state_dict(), os.path.join(args.out_dir, "bc.pt"))
         reference = flags.build_actor(args, data)
         reference.load_state_dict(actor.state_dict())
     reference.requires_grad_(False)
@@ -119,7 +129,8 @@ def main(argv=None):
     critic_opt = torch.optim.AdamW(critic.parameters(), lr=args.critic_lr) if critic else None
     buffer = ReplayBuffer(args.capacity, args.gamma)
     own_from = len(data) if args.prefill and critic else 0  # episode ids below this: the offline games
-    log, iteration, trajectories = runlog.RunLog(args.out_dir, resume=args.resume), 0, 0
+    log = runlog.RunLog(args.out_dir, resume=args.resume) if rank == 0 else None  # one process writes
+    iteration, trajectories = 0, 0
     if args.resume:
         actor.load_state_dict(state["actor"])
         actor_opt.load_state_dict(state["actor_opt"])
@@ -138,12 +149,24 @@ def main(argv=None):
     # resumed from such a run's checkpoint does it then, before its first game.
     critic_warm = not (critic and args.critic_pretrain_steps) or (args.resume and state.get("critic_warm", True))
     if not critic_warm and args.total_trajectories > trajectories:
-        warm_start_critic(critic, target, data, env, args)
+        with rank_zero_first(rank), single_process():
+            warm_start_critic(critic, target, data, env, args)
         critic_warm = True
-    timer, wall0 = runlog.Timer(), float(log.rows[-1]["wall_s"]) if log.rows else 0.0
+    # --- several processes (accelerate launch / torchrun): one set of weights, shares of the work ---
+    broadcast_weights(*[m for m in (actor, reference, critic, target) if m is not None])
+    flags.split_across_processes(args, rank, world)  # rollout and batch sizes: this process's share
+    if rank and not args.resume:  # its own games' samples and batches, derived from --seed
+        runlog.seed_everything(args.seed + 10_000 * rank)
+        rng.seed(args.seed + 10_000 * rank)
+    timer, wall0 = runlog.Timer(), float(log.rows[-1]["wall_s"]) if log and log.rows else 0.0
     parts, last_eval = runlog.PartTimes(), [iteration]  # perf/*_s: seconds per iteration of each part
 
     def evaluate_and_save(stats):
+        nets = [m for m in (actor, critic, target) if m is not None]
+        check_same_weights(*nets)  # one set of weights, or a loud error
+        if rank:  # the others keep what is theirs: their buffer and random streams
+            runlog.save_process_state(args.out_dir, rank, iteration, buffer, rng, weights_digest(*nets))
+            return None
         t_eval = runlog.Timer()
         result, episodes = evaluate_policy(policy, env, args.eval_games)
         greedy, _ = evaluate_policy(policy, env, args.eval_games, greedy=True)
@@ -172,16 +195,18 @@ def main(argv=None):
                 os.remove(os.path.join(args.out_dir, name))
         return row
 
-    if iteration == 0 and not log.rows:  # (a run resumed from its iteration-0 checkpoint has this row)
+    if iteration == 0 and not (log.rows if log else args.resume):  # (a run resumed from its iteration-0 checkpoint has this row)
         evaluate_and_save({})  # the BC start: the point every curve begins from
-    bar = tqdm(total=args.total_trajectories, initial=trajectories, desc=f"{args.algo} {args.env}")
+    bar = tqdm(total=args.total_trajectories, initial=trajectories, desc=f"{args.algo} {args.env}", disable=rank > 0)
     while trajectories < args.total_trajectories:
         # --- collect: the current actor plays a batch of games (Algorithm 1, line 3) ---
         with parts("rollout"):
-            episodes = envs.play(policy, env, args.rollout_size, seed=(args.seed + 1) * 10**7 + trajectories)
-        trajectories += len(episodes)
+            # (with several processes, process r plays games r * rollout_size ... of the iteration's)
+            episodes = envs.play(policy, env, args.rollout_size,
+                                 seed=(args.seed + 1) * 10**7 + trajectories + rank * args.rollout_size)
+        trajectories += len(episodes) * world
         iteration += 1
-        stats = {"train/return": envs.summarize(episodes)["mean_return"]}
+        stats = {"train/return": mean_over_processes(envs.summarize(episodes)["mean_return"])}
         buffer.add_episodes(episodes)
         if critic:  # ArCHer and CHAI learn the same critic, of the policy that plays
             with parts("critic"):
@@ -209,13 +234,15 @@ def main(argv=None):
                     actor, keep, args.actor_steps, args.batch_size, args.actor_lr, rng, desc="fbc", opt=actor_opt,
                     micro=args.micro_batch_size)
                 runlog.count_skips(stats, "actor", skipped, args.actor_steps, args.out_dir)
-        bar.update(len(episodes))
+        bar.update(len(episodes) * world)
         if iteration % args.eval_every == 0 or trajectories >= args.total_trajectories:
             row = evaluate_and_save(stats)
-            bar.set_postfix(eval_return=f"{row['eval_return']:.2f}")
+            if row:
+                bar.set_postfix(eval_return=f"{row['eval_return']:.2f}")
     bar.close()
-    print(f"done: {trajectories} trajectories, eval return {float(log.rows[-1]['eval_return']):.2f} -> {log.path}")
-    print(runlog.part_summary(log.rows))
+    if rank == 0:
+        print(f"done: {trajectories} trajectories, eval return {float(log.rows[-1]['eval_return']):.2f} -> {log.path}")
+        print(runlog.part_summary(log.rows))
 
 
 if __name__ == "__main__":
