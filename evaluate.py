@@ -13,7 +13,7 @@ end, or two methods, can be compared more precisely.
     python evaluate.py --run runs/<run> --checkpoint runs/<run>/actors/actor-480.pt --games 512   # --keep_actors
 
 Works for the run folders of train_online.py (every --algo; CHAI plays with its critic),
-train_offline.py and ppo.py. With --games equal to the run's --eval_games it reproduces the
+train_offline.py, ppo.py and grpo.py. With --games equal to the run's --eval_games it reproduces the
 run's last logged evaluation exactly (tests/test_evaluate.py).
 """
 import json

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import evaluate
+import grpo
 import ppo
 import train_offline
 import train_online
@@ -40,11 +41,13 @@ def logged_games(out_dir):
     return [b.split("\n", 1)[1] for b in blocks]
 
 
-@pytest.mark.parametrize("algo", ["archer", "chai", "ppo"])
+@pytest.mark.parametrize("algo", ["archer", "chai", "ppo", "grpo"])
 def test_reproduces_the_runs_logged_evaluations(tmp_path, capsys, algo):
     out = str(tmp_path / algo)
     if algo == "ppo":  # its actor carries a value head: evaluate.py must build the actor that fits
         ppo.main([*PPO, "--out_dir", out])
+    elif algo == "grpo":  # PPO's flags, groups of 2 games
+        grpo.main([*PPO, "--group_size", "2", "--out_dir", out])
     else:
         train_online.main([*ONLINE, "--algo", algo, "--out_dir", out])
     logged = rows(out)
