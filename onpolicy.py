@@ -96,11 +96,12 @@ def k3_kl(logp, ref_logp, mask, n_tokens=None):
     return ((d.exp() - d - 1) * mask).sum() / (n_tokens or mask.sum().clamp(min=1))
 
 
-def clipped_update(actor, opt, turns, scored, adv, args, rng, returns=None, kl_coef=0.0):
+def clipped_update(actor, opt, turns, scored, adv, args, rng, returns=None, kl_coef=0.0, value_only=False):
     """`ppo_epochs` shuffled passes of `minibatch_size` utterances; returns the mean statistics,
     named <algo>/... . adv: per-utterance 1-D token advantages. returns (PPO): per-utterance
     value targets for the value head (loss weight args.vf_coef). kl_coef (GRPO): weight of the
-    k3 KL to the BC policy in the loss (PPO puts its KL in the reward instead)."""
+    k3 KL to the BC policy in the loss (PPO puts its KL in the reward instead). value_only (PPO's
+    warm-up): only the value head learns, on detached hidden states, so the policy is untouched."""
     p = args.algo
     sums, steps, skipped = {}, 0, 0
     for _ in range(args.ppo_epochs):
@@ -117,12 +118,17 @@ def clipped_update(actor, opt, turns, scored, adv, args, rng, returns=None, kl_c
                 obs, acts = [turns[j]["obs"] for j in part], [turns[j]["action"] for j in part]
                 logp, mask, hidden = actor.token_log_probs(obs, acts, ids=[turns[j]["ids"] for j in part],
                                                            return_hidden=returns is not None)
+                if value_only:
+                    hidden = hidden.detach()
                 # Stored per-utterance vectors, padded at the end: (b, T), left-aligned like logp.
                 old, a = (pad_sequence([xs[j] for j in part], batch_first=True).to(logp.device)
                           for xs in (scored["logp"], adv))
                 fmask = mask.float()
                 policy_loss = ppo_clip_loss(logp, old, a, mask, args.clip, n_tokens)
-                loss, value_loss, kl_loss = policy_loss, torch.zeros(()), torch.zeros(())
+                # (value_only: no policy term at all, so the policy's weights get no gradient and
+                # the optimiser, weight decay included, leaves them exactly as they are)
+                loss = torch.zeros((), device=logp.device) if value_only else policy_loss
+                value_loss, kl_loss = torch.zeros(()), torch.zeros(())
                 if returns is not None:  # PPO: the value head on the shared trunk
                     r = pad_sequence([returns[j] for j in part], batch_first=True).to(logp.device)
                     value_loss = (((actor.token_values(hidden) - r) ** 2) * fmask).sum() / n_tokens
@@ -139,7 +145,8 @@ def clipped_update(actor, opt, turns, scored, adv, args, rng, returns=None, kl_c
                     stats[f"{p}/kl_loss"] += kl_loss.item()
                     stats[f"{p}/approx_kl"] += ((log_ratio.exp() - 1 - log_ratio) * fmask).sum().item() / n_tokens
                     stats[f"{p}/clipfrac"] += (((log_ratio.exp() - 1).abs() > args.clip).float() * fmask).sum().item() / n_tokens
-            total = stats[f"{p}/policy_loss"] + args.vf_coef * stats[f"{p}/value_loss"] + kl_coef * stats[f"{p}/kl_loss"]
+            total = (stats[f"{p}/policy_loss"] * (not value_only) + args.vf_coef * stats[f"{p}/value_loss"]
+                     + kl_coef * stats[f"{p}/kl_loss"])
             skipped += not guarded_step(opt, actor.parameters(), torch.tensor(total))
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -225,7 +232,9 @@ def run(args, play, advantages, kl_coef=0.0):
         # --- score old log-probs (and values) once, the advantages, then several epochs ---
         scored = score(actor, reference, turns, args.minibatch_size)
         adv, returns, stats = advantages(turns, scored, args)
-        stats.update(clipped_update(actor, opt, turns, scored, adv, args, rng, returns=returns, kl_coef=kl_coef))
+        value_only = iteration <= getattr(args, "value_warmup_iters", 0)  # PPO: the value head first
+        stats.update(clipped_update(actor, opt, turns, scored, adv, args, rng, returns=returns, kl_coef=kl_coef,
+                                    value_only=value_only))
         stats.update({"train/return": envs.summarize(episodes)["mean_return"],
                       f"{args.algo}/kl": float(torch.cat(scored["logp"]).sub(torch.cat(scored["ref"])).mean()),
                       f"{args.algo}/truncated": sum(t["truncated"] for t in turns) / len(turns)})

@@ -43,6 +43,7 @@ class Args(flags.CommonArgs):
     kl_coef: float = field(default=0.1, metadata={"help": "per-token KL(pi || pi_BC) penalty in the reward"})
     truncation_penalty: float = field(default=1.0, metadata={"help": "subtracted from the reward of utterances cut at max_new_tokens (as in train_online.py)"})
     normalize_adv: bool = field(default=True, metadata={"help": "whiten token advantages over each iteration's tokens"})
+    value_warmup_iters: int = field(default=0, metadata={"help": "first iterations in which only the value head learns (on detached hidden states: the policy is untouched), so the first policy steps see a fitted baseline, not a random head's"})
 
     # flags.build_actor reads this: PPO always puts a value head on the actor's hidden states.
     token_baseline = True

@@ -196,6 +196,16 @@ def test_bc_checkpoint_without_value_head_loads(first_run, tmp_path):
     assert rows(str(tmp_path / "dst"))[0]["eval_return"] == rows(first_run)[0]["eval_return"]
 
 
+def test_a_value_warmup_iteration_trains_the_value_head_and_leaves_the_policy_exactly(tmp_path):
+    out = str(tmp_path / "warm")
+    ppo.main([*TINY, "--total_trajectories", "2", "--value_warmup_iters", "1", "--out_dir", out])
+    start = torch.load(os.path.join(out, "bc.pt"))
+    after = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=False)["actor"]
+    head = [k for k in after if k.startswith("value_head.")]
+    assert head and all(not torch.equal(start[k], after[k]) for k in head)
+    assert all(torch.equal(start[k], after[k]) for k in after if k not in head)
+
+
 @pytest.mark.parametrize("flags, message", [(["--algo", "dqn"], "unknown --algo"),
                                             (["--bc_checkpoint", "/no/such.pt"], "not found"),
                                             (["--env", "detective", "--game_file", "/no/such/detective.z5"], "detective.z5")])
