@@ -163,7 +163,6 @@ def split_across_processes(args, rank, world):
         if total % world:
             fail(f"--{name} {total} does not split evenly over {world} processes")
         setattr(args, name, total // world)
-    args.processes = world  # recorded in args.json: the sizes there are each process's share
     if args.device.startswith("cuda"):
         args.device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"
         torch.cuda.set_device(args.device)

@@ -398,9 +398,14 @@ def distributed():
 _ALONE = [False]  # inside single_process(): this process trains by itself
 
 
+def joined():
+    """True in a process group that distributed() joined (launched with several processes)."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def in_group():
     """True when steps must agree with the other processes (launched with several, not alone)."""
-    return torch.distributed.is_available() and torch.distributed.is_initialized() and not _ALONE[0]
+    return joined() and not _ALONE[0]
 
 
 @contextlib.contextmanager
@@ -436,7 +441,7 @@ def average_gradients(params):
 
 def broadcast_weights(*modules):
     """Copy rank 0's parameters and buffers to every process (after the start is built or loaded)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if joined():
         for module in modules:
             for t in list(module.parameters()) + list(module.buffers()):
                 torch.distributed.broadcast(t.data, src=0)
@@ -449,13 +454,13 @@ def rank_zero_first(rank):
     if rank > 0:
         torch.distributed.barrier()
     yield
-    if rank == 0 and torch.distributed.is_available() and torch.distributed.is_initialized():
+    if rank == 0 and joined():
         torch.distributed.barrier()
 
 
 def mean_over_processes(x):
     """The mean of a number over the processes (a metric of each one's share of the games)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    if not joined():
         return x
     t = torch.tensor([float(x)], dtype=torch.float64)
     torch.distributed.all_reduce(t)
@@ -464,7 +469,7 @@ def mean_over_processes(x):
 
 def check_same_weights(*modules):
     """Fail loudly if any process's weights differ from rank 0's (compared by weights_digest)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    if not joined():
         return
     digests = [None] * torch.distributed.get_world_size()
     torch.distributed.all_gather_object(digests, weights_digest(*modules))
