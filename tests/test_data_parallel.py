@@ -6,6 +6,7 @@ installed."""
 import csv
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 
@@ -26,8 +27,16 @@ LAUNCHERS = {"torchrun": [sys.executable, "-m", "torch.distributed.run", "--npro
                             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]}
 
 
-def launch(launcher, port, *flags, expect=0):
+def free_port():
+    """A port nothing listens on now: a fixed one can still be held by an earlier run's socket."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(launcher, *flags, expect=0):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    port = free_port()
     port_flag = ["--master_port", str(port)] if launcher == "torchrun" else ["--main_process_port", str(port)]
     p = subprocess.run([*LAUNCHERS[launcher], *port_flag, "train_online.py", *TINY, *flags], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=600)
@@ -43,7 +52,7 @@ def rows(out_dir):
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("ddp") / "run")
-    launch("torchrun", 29611, "--total_trajectories", "8", "--out_dir", out)
+    launch("torchrun", "--total_trajectories", "8", "--out_dir", out)
     return out
 
 
@@ -67,8 +76,8 @@ KEYS = ["trajectories", "eval_return", "train/return", "critic/q_loss", "actor/l
 
 def test_resume_under_two_processes_continues_exactly(two_process_run, tmp_path):
     split = str(tmp_path / "split")
-    launch("torchrun", 29612, "--total_trajectories", "4", "--out_dir", split)
-    launch("torchrun", 29613, "--total_trajectories", "8", "--out_dir", split, "--resume")
+    launch("torchrun", "--total_trajectories", "4", "--out_dir", split)
+    launch("torchrun", "--total_trajectories", "8", "--out_dir", split, "--resume")
     a, b = rows(two_process_run), rows(split)
     for key in KEYS:
         assert [r[key] for r in a] == [r[key] for r in b], key
@@ -77,7 +86,7 @@ def test_resume_under_two_processes_continues_exactly(two_process_run, tmp_path)
 @pytest.mark.skipif(importlib.util.find_spec("accelerate") is None, reason="accelerate is not installed")
 def test_accelerate_launch_runs_the_same_loop(two_process_run, tmp_path):
     out = str(tmp_path / "acc")
-    launch("accelerate", 29614, "--total_trajectories", "8", "--out_dir", out)
+    launch("accelerate", "--total_trajectories", "8", "--out_dir", out)
     a, b = rows(two_process_run), rows(out)
     for key in KEYS:
         assert [r[key] for r in a] == [r[key] for r in b], key
