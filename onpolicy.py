@@ -118,7 +118,7 @@ def clipped_update(actor, opt, turns, scored, adv, args, rng, returns=None, kl_c
                 obs, acts = [turns[j]["obs"] for j in part], [turns[j]["action"] for j in part]
                 logp, mask, hidden = actor.token_log_probs(obs, acts, ids=[turns[j]["ids"] for j in part],
                                                            return_hidden=returns is not None)
-                if value_only:
+                if value_only or getattr(args, "detach_value", False):  # (PPO) the value loss stops at the head
                     hidden = hidden.detach()
                 # Stored per-utterance vectors, padded at the end: (b, T), left-aligned like logp.
                 old, a = (pad_sequence([xs[j] for j in part], batch_first=True).to(logp.device)

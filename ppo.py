@@ -43,6 +43,7 @@ class Args(flags.CommonArgs):
     kl_coef: float = field(default=0.1, metadata={"help": "per-token KL(pi || pi_BC) penalty in the reward"})
     truncation_penalty: float = field(default=1.0, metadata={"help": "subtracted from the reward of utterances cut at max_new_tokens (as in train_online.py)"})
     normalize_adv: bool = field(default=True, metadata={"help": "whiten token advantages over each iteration's tokens"})
+    detach_value: bool = field(default=False, metadata={"help": "the value head reads detached hidden states: its loss trains the head only and never reaches the trunk the policy shares"})
     value_warmup_iters: int = field(default=0, metadata={"help": "first iterations in which only the value head learns (on detached hidden states: the policy is untouched), so the first policy steps see a fitted baseline, not a random head's"})
 
     # flags.build_actor reads this: PPO always puts a value head on the actor's hidden states.
@@ -50,6 +51,10 @@ class Args(flags.CommonArgs):
     # PPO is cheap per trajectory and needs many: bigger rollouts, a 10x larger budget (issue 5).
     preset_overrides = {"tiny": dict(rollout_size=64, minibatch_size=64, ppo_epochs=4, eval_every=10,
                                      total_trajectories=30000),
+                        # the cpu preset's trunk is 2 layers of 128: the value loss through it
+                        # wrecked the policy (docs/cpu_preset.md, "PPO: the value loss ..."), so the
+                        # head reads detached features there
+                        "cpu": dict(detach_value=True),
                         "paper": dict(rollout_size=128, minibatch_size=64, ppo_epochs=4, eval_every=10,
                                       total_trajectories=200000)}
 

@@ -214,3 +214,32 @@ def test_bad_input_is_one_line_and_exit_2(flags, message, tmp_path, capsys):
         ppo.main([*TINY, *flags, "--out_dir", str(tmp_path / "bad")])
     assert e.value.code == 2
     assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_detach_value_keeps_the_value_loss_out_of_the_shared_trunk(detach):
+    # Zero advantages and no KL: the value loss is the only gradient. With --detach_value it moves
+    # the value head alone; without, it also moves the trunk the policy reads.
+    import copy
+    import random
+    from test_bc import episodes, tiny_actor
+    base = tiny_actor("tiny-word", max_new_tokens=6, token_baseline=True)
+    obs = [ep["transitions"][t]["obs"] for ep in episodes() for t in range(3)]
+    torch.manual_seed(1)
+    with torch.no_grad():
+        acts = base.sample(obs)
+        ids = base.last_ids
+        logp, _, _ = base.token_log_probs(obs, acts, ids=ids)
+    turns = [{"obs": o, "action": a, "ids": i} for o, a, i in zip(obs, acts, ids)]
+    scored = {"logp": [logp[j, :len(ids[j])] for j in range(len(obs))]}
+    zero = [torch.zeros(len(i)) for i in ids]
+    returns = [torch.full((len(i),), -5.0) for i in ids]
+    actor = copy.deepcopy(base)
+    args = SimpleNamespace(algo="ppo", ppo_epochs=1, minibatch_size=len(turns), clip=0.2, vf_coef=1.0,
+                           detach_value=detach, out_dir="/nonexistent")
+    stats = onpolicy.clipped_update(actor, torch.optim.SGD(actor.parameters(), lr=0.1), turns, scored, zero, args,
+                                    random.Random(0), returns=returns)
+    assert stats["ppo/value_loss"] > 1.0
+    before, after = base.state_dict(), actor.state_dict()
+    moved = {k for k in after if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith("value_head.") for k in moved) == detach
