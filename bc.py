@@ -20,6 +20,7 @@ Run the tests:  python -m pytest -q tests/test_bc.py
 import hashlib
 import json
 import math
+import os
 import random
 
 import numpy as np
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import runlog
-from models import guarded_step, micro_batches
+from models import cache_dir, guarded_step, micro_batches
 
 BC_VERSION = 2  # bump when BC's algorithm changes, so older cached starts are not reused
 
@@ -149,7 +150,8 @@ def length_grouped_batches(lengths, batch_size, rng, group=64):
         yield from batches
 
 
-def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, micro=0, desc="bc (dialogues)"):
+def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, micro=0, desc="bc (dialogues)",
+                    progress=None, save_every=250):
     """Whole-dialogue BC: `steps` AdamW steps on batches of `batch_size` rows (games) of similar
     length (`length_grouped_batches`), lr warm-up then cosine decay to lr / 10 (nanoGPT's
     schedule), gradient clip 1.0. bf16: autocast the forward pass (the weights stay float32; on
@@ -157,6 +159,11 @@ def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, mic
     docs/cpu_preset.md), with batches padded to a multiple of 32 tokens: on a CPU, bf16 kernels
     keep memory per distinct input shape, and one shape per batch length grew a 4L-256 run on
     Guess My City by ~6 MB a step until it was killed for memory (17.8 GB at step 2,725).
+    progress: a file where BC's state (weights, optimiser, schedule, RNG states, recent losses) is
+    saved every `save_every` steps. A BC stopped part way (killed, out of time: a Guess My City start
+    takes hours on a CPU) and started again with the same arguments goes on from the last save and
+    ends with the weights of a straight run (tests/test_bc.py); the batches replay from `rng`, so
+    the first `step` are drawn and skipped. The file is removed when BC ends.
     Returns the mean loss of the last 50 steps and the number of steps skipped (guarded_step)."""
     rows = dialogue_rows(actor, episodes)
     batches = length_grouped_batches([len(ids) for ids, _ in rows], batch_size, rng)
@@ -164,8 +171,20 @@ def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, mic
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, steps))
     device_type = "cuda" if actor.device.type == "cuda" else "cpu"
-    losses, skipped, bar = [], 0, tqdm(range(steps), desc=desc, leave=False)
-    for _ in bar:
+    losses, skipped, start = [], 0, 0
+    if progress and os.path.exists(progress):
+        state = torch.load(progress, map_location="cpu", weights_only=False)
+        if state["steps"] == steps:  # (the cache key has bc_steps in it: a mismatch is a hand-made file)
+            actor.load_state_dict(state["actor"])
+            opt.load_state_dict(state["opt"])
+            sched.load_state_dict(state["sched"])
+            runlog.set_rng_state(state["rng"])
+            losses, skipped, start = state["losses"], state["skipped"], state["step"]
+            for _ in range(start):
+                next(batches)
+            print(f"{desc}: resuming at step {start} of {steps} from {progress}")
+    bar = tqdm(range(start, steps), desc=desc, leave=False, initial=start, total=steps)
+    for step in bar:
         batch = [rows[i] for i in next(batches)]
         n_labels = sum(y != IGNORE for _, labels in batch for y in labels)
         opt.zero_grad()
@@ -184,6 +203,12 @@ def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, mic
         sched.step()
         if len(losses) % 50 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+        if progress and (step + 1) % save_every == 0 and step + 1 < steps:
+            runlog.save_checkpoint(progress, steps=steps, step=step + 1, actor=actor.state_dict(), opt=opt.state_dict(),
+                                   sched=sched.state_dict(), rng=runlog.rng_state(), losses=losses[-50:],
+                                   skipped=skipped)
+    if progress and os.path.exists(progress):
+        os.remove(progress)
     return (float(np.mean(losses[-50:])) if losses else float("nan")), skipped
 
 
@@ -207,11 +232,16 @@ def clone_start(actor, episodes, args):
     its own seeded RNG, so a run that finds its start cached goes on exactly as one that cloned.
     The cache holds the policy only: a PPO actor's value head (untouched by BC) keeps its init.
     Returns the cache path it used (None when the cache is off)."""
+    folder = cache_dir("bc")  # a long BC saves its progress beside the start it will become
+
     def clone():
         rng = random.Random(f"bc-{args.seed}")
         if args.bc_mode == "dialogue":
+            progress = os.path.join(folder, start_key(args) + ".progress.pt") if folder else None
+            if progress:
+                os.makedirs(folder, exist_ok=True)
             _, skipped = clone_dialogues(actor, episodes, args.bc_steps, args.batch_size, args.bc_lr, rng, args.bc_bf16,
-                                         args.micro_batch_size)
+                                         args.micro_batch_size, progress=progress)
         else:
             _, skipped = behaviour_clone(actor, bc_pairs(episodes), args.bc_steps, args.batch_size, args.bc_lr, rng,
                                          micro=args.micro_batch_size)

@@ -111,6 +111,35 @@ def test_dialogue_bc_lowers_the_loss():
     assert after < 0.5 * before
 
 
+def test_dialogue_bc_stopped_part_way_resumes_to_the_straight_runs_weights(tmp_path, monkeypatch):
+    # A BC of 7 steps of one game each, saving every 2, is interrupted in its 6th step (as a kill would stop it), then
+    # started again: it goes on from step 4 and ends with the weights of a run that never stopped.
+    import random
+    games = episodes(GAMES + [[("Is it red?", "Yes."), ("Is it a strawberry?", None)]])
+    straight = tiny_actor("tiny-word")
+    bc.clone_dialogues(straight, games, 7, 1, 1e-2, random.Random(0))
+    progress = str(tmp_path / "bc.progress.pt")
+    real_step, calls = bc.guarded_step, []
+
+    def dies_in_step_6(*a, **k):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real_step(*a, **k)
+    monkeypatch.setattr(bc, "guarded_step", dies_in_step_6)
+    with pytest.raises(KeyboardInterrupt):
+        bc.clone_dialogues(tiny_actor("tiny-word"), games, 7, 1, 1e-2, random.Random(0), progress=progress,
+                           save_every=2)
+    assert torch.load(progress, weights_only=False)["step"] == 4
+    monkeypatch.setattr(bc, "guarded_step", real_step)
+    resumed = tiny_actor("tiny-word")
+    torch.manual_seed(123)  # the resumed run must not depend on the RNG state it was started in
+    bc.clone_dialogues(resumed, games, 7, 1, 1e-2, random.Random(0), progress=progress, save_every=2)
+    assert not os.path.exists(progress)  # done: the progress file goes
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def flags(dataset, **kw):
     base = dict(env="twenty_questions_subset", dataset=str(dataset), policy_lm="tiny-word", bf16=False, lora=False,
                 bc_mode="dialogue", bc_steps=3, bc_lr=1e-3, batch_size=2, bc_bf16=False, micro_batch_size=0, seed=0,
