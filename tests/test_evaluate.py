@@ -15,19 +15,23 @@ import grpo
 import ppo
 import train_offline
 import train_online
+from conftest import SMALL_MODELS
 
-# A few seconds of work, in-process: tiny models, 4 games per iteration, 4 evaluation games.
+# A few seconds of work, in-process: tiny models, 4 games per iteration, 4 evaluation games, and an
+# actor learning rate that moves these small models enough for their evaluation games to change.
 ONLINE = ["--preset", "tiny", "--env", "twenty_questions_subset", "--bc_steps", "3", "--rollout_size", "4",
           "--critic_steps", "2", "--actor_steps", "1", "--batch_size", "4", "--critic_batch_size", "8",
           "--warmup_iters", "1", "--eval_every", "1", "--eval_games", "4", "--max_new_tokens", "8",
-          "--threads", "1", "--total_trajectories", "8", "--keep_actors", "--diag_states", "8", "--chai_k", "2"]
+          "--threads", "1", "--total_trajectories", "8", "--keep_actors", "--diag_states", "8", "--chai_k", "2",
+          "--actor_lr", "1e-2", *SMALL_MODELS]
 PPO = ["--preset", "tiny", "--env", "twenty_questions_subset", "--bc_steps", "3", "--batch_size", "4",
        "--rollout_size", "2", "--minibatch_size", "20", "--ppo_epochs", "1", "--eval_every", "1",
-       "--eval_games", "4", "--max_new_tokens", "6", "--threads", "1", "--total_trajectories", "2", "--keep_actors"]
+       "--eval_games", "4", "--max_new_tokens", "6", "--threads", "1", "--total_trajectories", "2", "--keep_actors",
+       "--actor_lr", "1e-2", *SMALL_MODELS]
 OFFLINE = ["--preset", "tiny", "--env", "twenty_questions_subset", "--critic_steps", "2", "--actor_steps", "2",
            "--batch_size", "4", "--critic_batch_size", "8", "--eval_every", "1", "--eval_games", "4",
            "--max_new_tokens", "8", "--bc_steps", "2", "--threads", "1", "--iterations", "2", "--keep_actors",
-           "--diag_states", "8"]
+           "--diag_states", "8", *SMALL_MODELS]
 
 
 def rows(out_dir):
@@ -41,34 +45,58 @@ def logged_games(out_dir):
     return [b.split("\n", 1)[1] for b in blocks]
 
 
-@pytest.mark.parametrize("algo", ["archer", "chai", "ppo", "grpo"])
-def test_reproduces_the_runs_logged_evaluations(tmp_path, capsys, algo):
-    out = str(tmp_path / algo)
+def train(algo, out):
+    """One tiny run of `algo` with --keep_actors; -> the x column its rows are logged by."""
     if algo == "ppo":  # its actor carries a value head: evaluate.py must build the actor that fits
         ppo.main([*PPO, "--out_dir", out])
     elif algo == "grpo":  # PPO's flags, groups of 2 games
         grpo.main([*PPO, "--group_size", "2", "--out_dir", out])
+    elif algo == "offline":  # IQL + AWR on the dataset
+        train_offline.main([*OFFLINE, "--out_dir", out])
     else:
         train_online.main([*ONLINE, "--algo", algo, "--out_dir", out])
-    logged = rows(out)
-    assert float(logged[-1]["trajectories"]) > 0  # the actor (or CHAI's critic) has been trained
+    return "actor_steps" if algo == "offline" else "trajectories"
+
+
+@pytest.mark.parametrize("algo", ["archer", "chai", "ppo", "grpo", "offline"])
+def test_reproduces_the_runs_logged_evaluations(tmp_path, capsys, algo):
+    """The last evaluation from checkpoint.pt, the BC start's from bc.pt and, with --keep_actors,
+    every evaluation from its own kept actor (CHAI: with its critic), word for word."""
+    out = str(tmp_path / algo)
+    x = train(algo, out)
+    logged, games = rows(out), logged_games(out)
+    assert float(logged[-1][x]) > 0  # the actor (or CHAI's critic) has been trained
 
     capsys.readouterr()
     res = evaluate.main(["--run", out, "--games", "4", "--show", "3", "--out", str(tmp_path / "e.json")])
-    assert logged_games(out)[-1] in capsys.readouterr().out  # the same 3 games, word for word
+    assert games[-1] in capsys.readouterr().out  # the same 3 games, word for word
     assert res["sampled"]["mean_return"] == float(logged[-1]["eval_return"])
     assert res["greedy"]["mean_return"] == float(logged[-1]["eval_return_greedy"])
     assert res["sampled"]["success_rate"] == float(logged[-1]["eval_success"])
     saved = json.load(open(tmp_path / "e.json"))
-    assert saved["sampled"]["games"] == saved["greedy"]["games"] == 4 and saved["algo"] == algo
+    assert saved["sampled"]["games"] == saved["greedy"]["games"] == 4
+    assert algo == "offline" or saved["algo"] == algo
     assert sum(saved["sampled"]["returns"]) / 4 == res["sampled"]["mean_return"]  # game by game
 
-    if algo != "chai":  # (CHAI's start plays with its untrained critic, which bc.pt does not hold)
+    if algo not in ("chai", "offline"):  # (CHAI's start plays with its untrained critic, which bc.pt does not hold)
         start = evaluate.main(["--run", out, "--checkpoint", os.path.join(out, "bc.pt"), "--games", "4", "--show", "3"])
-        assert logged_games(out)[0] in capsys.readouterr().out
-        assert logged_games(out)[0] != logged_games(out)[-1]  # (so the two checks tell them apart)
+        assert games[0] in capsys.readouterr().out
+        assert games[0] != games[-1]  # (so the two checks tell them apart)
         assert start["sampled"]["mean_return"] == float(logged[0]["eval_return"])
         assert start["greedy"]["mean_return"] == float(logged[0]["eval_return_greedy"])
+
+    # --keep_actors: each evaluation's actor is kept, and evaluate.py on it replays that evaluation
+    # exactly, not only the last one that checkpoint.pt holds
+    assert len(logged) >= 2 and len(games) == len(logged)
+    kept = sorted(os.listdir(os.path.join(out, "actors")), key=lambda f: int(f[6:-3]))
+    assert kept == [f"actor-{int(float(r[x]))}.pt" for r in logged]  # one per evaluation, named by x
+    assert len(set(games)) > 1  # the evaluations differ, so matching each to its own is a real check
+    for row, text, name in zip(logged, games, kept):
+        capsys.readouterr()
+        res = evaluate.main(["--run", out, "--checkpoint", os.path.join(out, "actors", name), "--games", "4", "--show", "3"])
+        assert text in capsys.readouterr().out
+        assert res["sampled"]["mean_return"] == float(row["eval_return"])
+        assert res["greedy"]["mean_return"] == float(row["eval_return_greedy"])
 
 
 def test_standard_error_by_hand():
@@ -95,28 +123,3 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
-
-
-@pytest.mark.parametrize("algo", ["archer", "chai", "ppo", "offline"])
-def test_keep_actors_rescores_every_logged_evaluation(tmp_path, capsys, algo):
-    """--keep_actors: each evaluation's actor (CHAI: with its critic) is kept, and evaluate.py on it
-    replays that evaluation exactly, not only the last one that checkpoint.pt holds."""
-    out = str(tmp_path / algo)
-    x = "actor_steps" if algo == "offline" else "trajectories"
-    if algo == "ppo":
-        ppo.main([*PPO, "--out_dir", out])
-    elif algo == "offline":  # IQL + AWR on the dataset
-        train_offline.main([*OFFLINE, "--out_dir", out])
-    else:
-        train_online.main([*ONLINE, "--algo", algo, "--out_dir", out])
-    logged, games = rows(out), logged_games(out)
-    assert len(logged) >= 2 and len(games) == len(logged)
-    kept = sorted(os.listdir(os.path.join(out, "actors")), key=lambda f: int(f[6:-3]))
-    assert kept == [f"actor-{int(float(r[x]))}.pt" for r in logged]  # one per evaluation, named by x
-    assert len(set(games)) > 1  # the evaluations differ, so matching each to its own is a real check
-    for row, text, name in zip(logged, games, kept):
-        capsys.readouterr()
-        res = evaluate.main(["--run", out, "--checkpoint", os.path.join(out, "actors", name), "--games", "4", "--show", "3"])
-        assert text in capsys.readouterr().out
-        assert res["sampled"]["mean_return"] == float(row["eval_return"])
-        assert res["greedy"]["mean_return"] == float(row["eval_return_greedy"])

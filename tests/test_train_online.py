@@ -3,6 +3,7 @@ smoke test; in this process for the rest, conftest.run_main) for every algorithm
 and the one-line errors on bad input."""
 import csv
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,13 +12,14 @@ import torch
 
 import envs
 import train_online
+from conftest import SMALL_MODELS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A few seconds of work: 4 games per iteration, 2 iterations, tiny models, 4 evaluation games.
 TINY = ["--preset", "tiny", "--env", "twenty_questions_subset", "--bc_steps", "3", "--rollout_size", "4",
         "--critic_steps", "2", "--actor_steps", "1", "--batch_size", "4", "--critic_batch_size", "8",
         "--warmup_iters", "1", "--eval_every", "1", "--eval_games", "4", "--max_new_tokens", "8",
-        "--threads", "1", "--diag_states", "8"]
+        "--threads", "1", "--diag_states", "8", *SMALL_MODELS]
 
 
 def run_subprocess(*flags, check=True):
@@ -79,33 +81,23 @@ def test_tiny_run_writes_metrics_curve_samples_and_checkpoint(tmp_path, run, alg
 
 @pytest.mark.parametrize("extra", [[], ["--sil_coef", "1"]], ids=["archer", "self_imitation"])
 def test_resume_continues_exactly(run, tmp_path, extra):
-    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
+    straight, split, killed = (str(tmp_path / n) for n in ("straight", "split", "killed"))
     run(*TINY, *extra, "--total_trajectories", "12", "--out_dir", straight)
     run(*TINY, *extra, "--total_trajectories", "8", "--out_dir", split)
-    run(*TINY, *extra, "--total_trajectories", "12", "--out_dir", split, "--resume")
-    a, b = rows(straight), rows(split)
-    assert len(a) == len(b) == 4
-    keys = ["trajectories", "eval_return", "eval_return_greedy", "train/return", "critic/q_loss", "actor/loss"]
-    for key in keys + (["actor/sil_loss"] if extra else []):
-        assert [x[key] for x in a] == [x[key] for x in b], key
-    assert any(x.get("actor/sil_loss") for x in a) == bool(extra)  # the imitation term ran
-
-
-def test_resume_after_a_kill_between_buffer_and_checkpoint_saves(run, tmp_path):
-    # A kill after the buffer of iteration k+1 is written but before its checkpoint: the folder
-    # then holds the new buffer beside the old checkpoint. Resume must use the old pair and so
-    # still continue exactly; afterwards only the buffer the checkpoint names is kept.
-    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
-    run(*TINY, "--total_trajectories", "12", "--out_dir", straight)
-    run(*TINY, "--total_trajectories", "8", "--out_dir", split)
     assert sorted(f for f in os.listdir(split) if f.startswith("buffer")) == ["buffer-2.pt"]
-    killed = torch.load(os.path.join(straight, "buffer-3.pt"), weights_only=True)  # a later buffer
-    torch.save(killed, os.path.join(split, "buffer-3.pt"))
-    run(*TINY, "--total_trajectories", "12", "--out_dir", split, "--resume")
-    a, b = rows(straight), rows(split)
-    for key in ["eval_return", "train/return", "critic/q_loss", "actor/loss"]:
-        assert [x[key] for x in a] == [x[key] for x in b], key
-    assert sorted(f for f in os.listdir(split) if f.startswith("buffer")) == ["buffer-3.pt"]
+    # A copy killed after the buffer of iteration 3 was written but before its checkpoint: the
+    # folder then holds the new buffer beside the old checkpoint. Resume must use the old pair.
+    shutil.copytree(split, killed)
+    shutil.copy(os.path.join(straight, "buffer-3.pt"), os.path.join(killed, "buffer-3.pt"))
+    for out in (split, killed):
+        run(*TINY, *extra, "--total_trajectories", "12", "--out_dir", out, "--resume")
+        a, b = rows(straight), rows(out)
+        assert len(a) == len(b) == 4
+        keys = ["trajectories", "eval_return", "eval_return_greedy", "train/return", "critic/q_loss", "actor/loss"]
+        for key in keys + (["actor/sil_loss"] if extra else []):
+            assert [x[key] for x in a] == [x[key] for x in b], (out, key)
+        assert sorted(f for f in os.listdir(out) if f.startswith("buffer")) == ["buffer-3.pt"]  # only the named one
+    assert any(x.get("actor/sil_loss") for x in rows(straight)) == bool(extra)  # the imitation term ran
 
 
 def test_resume_from_the_bc_start_logs_it_once(run, tmp_path):
