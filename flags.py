@@ -67,6 +67,7 @@ class CommonArgs:
     batch_size: int = field(default=256, metadata={"help": "actor batch size (BC and policy gradient)"})
     gamma: float = field(default=0.0, metadata={"help": "discount (0 = the paper's value for the env: 0.95, 0.98 Detective, 0.9 WebShop)"})
     max_new_tokens: int = field(default=32, metadata={"help": "longest utterance the actor may sample"})
+    max_turns: int = field(default=0, metadata={"help": "turns a game may last (0: the env's own, 20 for the question games as in the paper); a shorter horizon for quick ablations (the tests use 5)"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature for rollouts"})
     eval_every: int = field(default=2, metadata={"help": "evaluate every N iterations"})
     eval_games: int = field(default=128, metadata={"help": "games per evaluation (fixed seeds, same for every method)"})
@@ -124,6 +125,8 @@ def parse(args_cls, argv=None):
         fail(f"unknown env {args.env!r}; valid names: {', '.join(sorted(envs.REGISTRY))}")
     if getattr(args, "kl_per", "token") not in ("token", "utterance"):
         fail(f"unknown --kl_per {args.kl_per!r}; choose token or utterance")
+    if getattr(args, "max_turns", 0) < 0:
+        fail(f"--max_turns must be 0 (the env's own) or more, got {args.max_turns}")
     if getattr(args, "actor_samples", 1) < 1:
         fail(f"--actor_samples must be at least 1, got {args.actor_samples}")
     if getattr(args, "critic_pretrain", "mc") not in ("mc", "iql"):
@@ -190,9 +193,11 @@ def fail(message):
 # One place for every script (train_online.py, train_offline.py, ppo.py, grpo.py, evaluate.py and the
 # benchmarks), so a run is rebuilt exactly as it was trained. A missing model, game file or a
 # malformed dataset ends in one line on stderr (fail), not in a traceback.
-def make_env(args):
+def make_env(args, horizon=True):
+    """The run's env; horizon=False: with the env's own max_turns, whatever --max_turns says."""
+    turns = getattr(args, "max_turns", 0) if horizon else 0  # (runs saved before the flag have none)
     try:
-        return envs.make(args.env)
+        return envs.make(args.env, **({"max_turns": turns} if turns else {}))
     except (ValueError, OSError, ConnectionError) as e:  # e.g. a game file that is not there
         fail(str(e))
 
@@ -204,8 +209,8 @@ def load_data(args, env):
     if not os.path.exists(args.dataset) and args.dataset == envs.default_dataset_path(args.env, n_games):
         n = n_games or envs.default_n_games(env)
         print(f"writing the default dataset {args.dataset} (scripted 'mediocre' player, {n} games)")
-        try:
-            envs.write_dataset(env, args.dataset, n, progress=True)
+        try:  # the default file is shared by every run of the env: its games keep the env's own horizon
+            envs.write_dataset(make_env(args, horizon=False), args.dataset, n, progress=True)
         except (ValueError, OSError, ConnectionError) as e:
             fail(f"could not write {args.dataset}: {e}")
     try:

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The models of the tests' tiny runs: the tiny preset's GPT-2 and BERT cut to one layer of width 32.
-# Most of the suite's time is untrained agents playing 20-turn games, and these play them in about
-# a third of the time of the preset's 2 layers of 128 (the code paths are the same).
-SMALL_MODELS = ["--policy_lm", "tiny:n_layer=1,n_embd=32",
-                "--critic_lm", "tiny:num_hidden_layers=1,hidden_size=32,intermediate_size=64"]
+# The tests' tiny runs: the tiny preset's GPT-2 and BERT cut to one layer of width 32, and games cut
+# to 5 turns. Most of the suite's time is untrained agents playing games to the last turn; the code
+# paths are the same as at full size.
+SMALL = ["--policy_lm", "tiny:n_layer=1,n_embd=32",
+         "--critic_lm", "tiny:num_hidden_layers=1,hidden_size=32,intermediate_size=64", "--max_turns", "5"]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing a test runs may download
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 if os.environ.get("PYTEST_XDIST_WORKER"):

@@ -14,13 +14,13 @@ import pytest
 import torch
 
 from models import weights_digest
-from conftest import SMALL_MODELS
+from conftest import SMALL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--preset", "tiny", "--env", "twenty_questions_subset", "--bc_steps", "3", "--rollout_size", "4",
         "--critic_steps", "2", "--actor_steps", "1", "--batch_size", "4", "--critic_batch_size", "8",
         "--warmup_iters", "0", "--eval_every", "1", "--eval_games", "4", "--max_new_tokens", "8",
-        "--threads", "1", "--diag_states", "4", *SMALL_MODELS]
+        "--threads", "1", "--diag_states", "4", *SMALL]
 LAUNCHERS = {"torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"],
              # --multi_gpu: its multi-process launcher (torchrun's); without a GPU the processes
              # run on the CPU over gloo. (--cpu would start one process.)

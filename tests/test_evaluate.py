@@ -1,8 +1,9 @@
 """evaluate.py: it rebuilds a run's actor (and CHAI's critic) from the run folder alone and replays
 the fixed evaluation games, so with the run's own number of games it must reproduce the run's
 logged evaluations exactly: the last one from checkpoint.pt, the BC start's from bc.pt. The tiny
-runs here lose every game (-20), so the returns alone would pass with any weights: the games
-themselves, word for word, are compared with the ones the run logged in samples.txt."""
+runs here lose every game (-5: conftest.SMALL cuts games to 5 turns), so the returns alone would
+pass with any weights: the games themselves, word for word, are compared with the ones the run
+logged in samples.txt."""
 import csv
 import json
 import os
@@ -15,7 +16,7 @@ import grpo
 import ppo
 import train_offline
 import train_online
-from conftest import SMALL_MODELS
+from conftest import SMALL
 
 # A few seconds of work, in-process: tiny models, 4 games per iteration, 4 evaluation games, and an
 # actor learning rate that moves these small models enough for their evaluation games to change.
@@ -23,15 +24,15 @@ ONLINE = ["--preset", "tiny", "--env", "twenty_questions_subset", "--bc_steps", 
           "--critic_steps", "2", "--actor_steps", "1", "--batch_size", "4", "--critic_batch_size", "8",
           "--warmup_iters", "1", "--eval_every", "1", "--eval_games", "4", "--max_new_tokens", "8",
           "--threads", "1", "--total_trajectories", "8", "--keep_actors", "--diag_states", "8", "--chai_k", "2",
-          "--actor_lr", "1e-2", *SMALL_MODELS]
+          "--actor_lr", "1e-2", *SMALL]
 PPO = ["--preset", "tiny", "--env", "twenty_questions_subset", "--bc_steps", "3", "--batch_size", "4",
        "--rollout_size", "2", "--minibatch_size", "20", "--ppo_epochs", "1", "--eval_every", "1",
        "--eval_games", "4", "--max_new_tokens", "6", "--threads", "1", "--total_trajectories", "2", "--keep_actors",
-       "--actor_lr", "1e-2", *SMALL_MODELS]
+       "--actor_lr", "1e-2", *SMALL]
 OFFLINE = ["--preset", "tiny", "--env", "twenty_questions_subset", "--critic_steps", "2", "--actor_steps", "2",
            "--batch_size", "4", "--critic_batch_size", "8", "--eval_every", "1", "--eval_games", "4",
            "--max_new_tokens", "8", "--bc_steps", "2", "--threads", "1", "--iterations", "2", "--keep_actors",
-           "--diag_states", "8", *SMALL_MODELS]
+           "--diag_states", "8", *SMALL]
 
 
 def rows(out_dir):
@@ -49,8 +50,8 @@ def train(algo, out):
     """One tiny run of `algo` with --keep_actors; -> the x column its rows are logged by."""
     if algo == "ppo":  # its actor carries a value head: evaluate.py must build the actor that fits
         ppo.main([*PPO, "--out_dir", out])
-    elif algo == "grpo":  # PPO's flags, groups of 2 games
-        grpo.main([*PPO, "--group_size", "2", "--out_dir", out])
+    elif algo == "grpo":  # PPO's flags, groups of 2 games; 20 turns, or every game of a group scores
+        grpo.main([*PPO, "--group_size", "2", "--max_turns", "20", "--out_dir", out])  # -5 and none learns
     elif algo == "offline":  # IQL + AWR on the dataset
         train_offline.main([*OFFLINE, "--out_dir", out])
     else:

@@ -19,7 +19,7 @@ import envs  # noqa: E402
 import grpo  # noqa: E402
 from grpo import game_advantages, group_advantages, returns_to_go  # noqa: E402
 from onpolicy import k3_kl, ppo_clip_loss  # noqa: E402
-from conftest import SMALL_MODELS  # noqa: E402
+from conftest import SMALL  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -123,7 +123,7 @@ def test_a_group_plays_one_secret_and_the_groups_draw_theirs():
 # --- the script itself, tiny budget ---
 TINY = ["--preset", "tiny", "--env", "twenty_questions_subset", "--bc_steps", "3", "--batch_size", "4",
         "--rollout_size", "4", "--group_size", "2", "--minibatch_size", "20", "--ppo_epochs", "1",
-        "--eval_every", "1", "--eval_games", "2", "--max_new_tokens", "6", "--threads", "1", *SMALL_MODELS]
+        "--eval_every", "1", "--eval_games", "2", "--max_new_tokens", "6", "--threads", "1", *SMALL]
 
 
 def rows(out_dir):

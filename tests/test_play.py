@@ -11,13 +11,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import envs  # noqa: E402
 import train_online  # noqa: E402
-from conftest import SMALL_MODELS  # noqa: E402
+from conftest import SMALL  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ONLINE = ["--preset", "tiny", "--env", "twenty_questions_subset", "--bc_steps", "3", "--rollout_size", "4",
           "--critic_steps", "2", "--actor_steps", "1", "--batch_size", "4", "--critic_batch_size", "8",
           "--warmup_iters", "1", "--eval_every", "1", "--eval_games", "2", "--max_new_tokens", "8",
-          "--threads", "1", "--total_trajectories", "4", "--diag_states", "4", *SMALL_MODELS]
+          "--threads", "1", "--total_trajectories", "4", "--diag_states", "4", *SMALL]
 
 
 def play(*flags, stdin=""):

@@ -19,7 +19,7 @@ import onpolicy  # noqa: E402
 import ppo  # noqa: E402
 from onpolicy import ppo_clip_loss  # noqa: E402
 from ppo import gae, token_advantages  # noqa: E402
-from conftest import SMALL_MODELS  # noqa: E402
+from conftest import SMALL  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -144,7 +144,7 @@ def test_collect_keeps_each_games_sampled_ids_even_when_games_say_the_same_text(
 # rest in-process (each subprocess pays ~10 s of imports on a busy 2-core machine) ---
 TINY = ["--preset", "tiny", "--env", "twenty_questions_subset", "--bc_steps", "3", "--batch_size", "4",
         "--rollout_size", "2", "--minibatch_size", "20", "--ppo_epochs", "1", "--eval_every", "1",
-        "--eval_games", "2", "--max_new_tokens", "6", "--threads", "1", *SMALL_MODELS]
+        "--eval_games", "2", "--max_new_tokens", "6", "--threads", "1", *SMALL]
 
 
 def rows(out_dir):

@@ -8,12 +8,12 @@ import sys
 import pytest
 
 import train_offline
-from conftest import SMALL_MODELS
+from conftest import SMALL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--preset", "tiny", "--env", "twenty_questions_subset", "--critic_steps", "2", "--actor_steps", "2",
         "--batch_size", "4", "--critic_batch_size", "8", "--eval_every", "1", "--eval_games", "3",
-        "--max_new_tokens", "8", "--bc_steps", "2", "--threads", "1", "--diag_states", "8", *SMALL_MODELS]
+        "--max_new_tokens", "8", "--bc_steps", "2", "--threads", "1", "--diag_states", "8", *SMALL]
 
 
 def run_subprocess(*flags):

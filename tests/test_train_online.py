@@ -12,14 +12,14 @@ import torch
 
 import envs
 import train_online
-from conftest import SMALL_MODELS
+from conftest import SMALL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A few seconds of work: 4 games per iteration, 2 iterations, tiny models, 4 evaluation games.
 TINY = ["--preset", "tiny", "--env", "twenty_questions_subset", "--bc_steps", "3", "--rollout_size", "4",
         "--critic_steps", "2", "--actor_steps", "1", "--batch_size", "4", "--critic_batch_size", "8",
         "--warmup_iters", "1", "--eval_every", "1", "--eval_games", "4", "--max_new_tokens", "8",
-        "--threads", "1", "--diag_states", "8", *SMALL_MODELS]
+        "--threads", "1", "--diag_states", "8", *SMALL]
 
 
 def run_subprocess(*flags, check=True):
@@ -63,7 +63,7 @@ def test_tiny_run_writes_metrics_curve_samples_and_checkpoint(tmp_path, run, alg
     assert [int(float(x["trajectories"])) for x in r] == [0, 4, 8]  # the BC start, then each iteration
     for key in ["iteration", "eval_return", "eval_success", "eval_return_greedy", "wall_s"]:
         assert all(x[key] != "" for x in r)
-    assert all(-20 <= float(x["eval_return"]) <= 0 for x in r)
+    assert all(-5 <= float(x["eval_return"]) <= 0 for x in r)  # games of at most --max_turns 5
     if algo == "archer":  # the actor trained in iteration 2 (after the 1-iteration warm-up)
         assert r[2]["actor/loss"] != "" and r[2]["critic/q_loss"] != ""
         # leave-one-out advantages sum to zero per state; their spread is the informative column
@@ -131,6 +131,7 @@ def test_a_bc_only_run_skips_the_critic_warm_start_and_its_resume_does_it(run, t
     (["--algo", "dqn"], "unknown --algo"),
     (["--kl_per", "batch"], "unknown --kl_per"),
     (["--actor_samples", "0"], "--actor_samples must be at least 1"),
+    (["--max_turns", "-1"], "--max_turns must be 0"),
     (["--policy_lm", "/no/such/model"], "cannot load"),
     (["--policy_lm", "tiny:n_layers=4"], "unknown tiny GPT-2 config field"),
     (["--dataset", "/no/such.json"], "not found"),
