@@ -11,7 +11,7 @@ import torch
 
 import bc
 import models
-from actor import Actor, actor_update
+from actor import actor_update
 from critic import DoubleCritic, critic_update, iql_update, make_target
 from test_bc import episodes, tiny_actor
 
@@ -107,20 +107,27 @@ def test_an_actor_step_in_micro_batches_matches_the_whole_batch():
         assert s0[k] == pytest.approx(s5[k], abs=1e-6), k
 
 
-@pytest.mark.parametrize("algo", ["ppo", "grpo"])
-def test_an_on_policy_minibatch_in_micro_batches_matches_the_whole_minibatch(algo):
-    # PPO: clipped ratio + value head; GRPO: clipped ratio + k3 KL to the reference, no value head
-    import onpolicy
-    base = tiny_actor("tiny-word", max_new_tokens=6, token_baseline=algo == "ppo")
+def sampled_turns(token_baseline):
+    """A tiny word-level actor and 6 utterances it sampled for the hand games' first 3 states, as
+    onpolicy.collect keeps them, with their (6, T) log-probs (0 past each utterance's end)."""
+    base = tiny_actor("tiny-word", max_new_tokens=6, token_baseline=token_baseline)
     obs = [ep["transitions"][t]["obs"] for ep in episodes() for t in range(3)]
     torch.manual_seed(1)
     with torch.no_grad():
         acts = base.sample(obs)
         ids = base.last_ids
         logp, _, _ = base.token_log_probs(obs, acts, ids=ids)
-    turns = [{"obs": o, "action": a, "ids": i} for o, a, i in zip(obs, acts, ids)]
-    scored = {"logp": [logp[j, :len(ids[j])] - 0.1 for j in range(len(obs))],
-              "ref": [logp[j, :len(ids[j])] - 0.3 for j in range(len(obs))]}
+    return base, [{"obs": o, "action": a, "ids": i} for o, a, i in zip(obs, acts, ids)], logp
+
+
+@pytest.mark.parametrize("algo", ["ppo", "grpo"])
+def test_an_on_policy_minibatch_in_micro_batches_matches_the_whole_minibatch(algo):
+    # PPO: clipped ratio + value head; GRPO: clipped ratio + k3 KL to the reference, no value head
+    import onpolicy
+    base, turns, logp = sampled_turns(token_baseline=algo == "ppo")
+    ids = [t["ids"] for t in turns]
+    scored = {"logp": [logp[j, :len(ids[j])] - 0.1 for j in range(len(turns))],
+              "ref": [logp[j, :len(ids[j])] - 0.3 for j in range(len(turns))]}
     adv = [torch.linspace(-1, 1, len(i)) for i in ids]
     ret = [torch.full((len(i),), -2.0) for i in ids] if algo == "ppo" else None
     results = []

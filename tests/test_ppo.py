@@ -223,16 +223,10 @@ def test_detach_value_keeps_the_value_loss_out_of_the_shared_trunk(detach):
     # the value head alone; without, it also moves the trunk the policy reads.
     import copy
     import random
-    from test_bc import episodes, tiny_actor
-    base = tiny_actor("tiny-word", max_new_tokens=6, token_baseline=True)
-    obs = [ep["transitions"][t]["obs"] for ep in episodes() for t in range(3)]
-    torch.manual_seed(1)
-    with torch.no_grad():
-        acts = base.sample(obs)
-        ids = base.last_ids
-        logp, _, _ = base.token_log_probs(obs, acts, ids=ids)
-    turns = [{"obs": o, "action": a, "ids": i} for o, a, i in zip(obs, acts, ids)]
-    scored = {"logp": [logp[j, :len(ids[j])] for j in range(len(obs))]}
+    from test_micro_batch import sampled_turns
+    base, turns, logp = sampled_turns(token_baseline=True)
+    ids = [t["ids"] for t in turns]
+    scored = {"logp": [logp[j, :len(ids[j])] for j in range(len(turns))]}
     zero = [torch.zeros(len(i)) for i in ids]
     returns = [torch.full((len(i),), -5.0) for i in ids]
     actor = copy.deepcopy(base)

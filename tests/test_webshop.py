@@ -2,7 +2,6 @@
 local shop (the exact product scores 1, partial purchases their formula's share), bad actions as turns,
 the scripted shopper, and the client against a stand-in server built here with WebShop's page layout."""
 import http.server
-import json
 import socket
 import threading
 import urllib.parse
