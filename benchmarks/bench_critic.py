@@ -8,12 +8,14 @@ Each candidate (a --critic_lm value; "actor" = a copy of the BC actor's body, de
 "@causal" suffix reads it as a causal critic, departure 16: one pass, V and Q at token positions) gets
 --pretrain_steps warm-start steps on the offline data (departure 6; --critic_pretrain mc or iql), then --steps of
 ArCHer's own critic_update (TD for Q, Q_target at a fresh a' ~ pi for V) on the offline data,
-with pi the BC actor. Every --every steps (and after the last) it scores the diagnostic on
+with pi the BC actor. With --pretrain_lr_end the warm start's learning rate decays by a cosine
+from --critic_lr to it, and stays there for the --steps after. Every --every steps (and after the last) it scores the diagnostic on
 held-out scripted games:
 rank_repeat, rank_ruled_out, rank_invalid (0.5 = chance, 1 = always prefers the expert's
 question) and q_mc_corr. The table goes to stdout, and with --out to a JSON file.
 """
 import json
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ class Args(flags.CriticArgs, flags.CommonArgs):
     candidates: str = field(default="tiny-word,tiny-word@causal,actor@causal", metadata={"help": "comma-separated --critic_lm values to compare; NAME@causal reads it as a causal critic (--critic_causal)"})
     steps: int = field(default=300, metadata={"help": "critic_update steps per candidate"})
     pretrain_steps: int = field(default=0, metadata={"help": "warm-start steps before them (--critic_pretrain: mc or iql)"})
+    pretrain_lr_end: float = field(default=0.0, metadata={"help": "decay the warm start's learning rate from --critic_lr to this by a cosine over --pretrain_steps, and keep it for the --steps after (0 = constant --critic_lr)"})
     every: int = field(default=100, metadata={"help": "score the diagnostic every N steps"})
     out: str = field(default="", metadata={"help": "also write the results to this JSON file"})
 
@@ -61,12 +64,15 @@ def main(argv=None):
         for step in range(args.pretrain_steps + args.steps + 1):
             if step % args.every == 0 or step == args.pretrain_steps + args.steps:
                 diag = critic_diagnostic(critic, env, held_out, args.gamma, args.diag_states)
-                rows.append({"critic": name, "step": step, "seconds": round(seconds, 1),
+                rows.append({"critic": name, "step": step, "seconds": round(seconds, 1), "lr": opt.param_groups[0]["lr"],
                              **{k: round(v, 3) for k, v in diag.items() if k != "n_states"}})
                 print(rows[-1], flush=True)
             if step == args.pretrain_steps + args.steps:
                 break
             t0 = time.perf_counter()
+            if args.pretrain_lr_end:
+                done = min(step + 1, args.pretrain_steps) / max(args.pretrain_steps, 1)
+                opt.param_groups[0]["lr"] = args.pretrain_lr_end + (args.critic_lr - args.pretrain_lr_end) * 0.5 * (1 + math.cos(math.pi * done))
             batch = critic_batch(buffer, env, critic, args, rng)
             if step < args.pretrain_steps:
                 warm_start_update(critic, target, opt, batch, args)
