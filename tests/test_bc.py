@@ -202,3 +202,12 @@ def test_cpu_preset_end_to_end_with_resume(run_main, tmp_path, monkeypatch):
     a, b = (torch.load(os.path.join(d, "bc.pt")) for d in (straight, split))
     assert all(torch.equal(a[k], b[k]) for k in a)  # both started from the cached BC start
     os.remove(data)
+
+
+def test_guess_city_gets_the_longer_bc_of_the_cpu_preset_and_flags_still_win():
+    import flags
+    parse = lambda *a: flags.parse(train_online.Args, ["--preset", "cpu", "--threads", "1", *a])
+    city, subset = parse("--env", "guess_city"), parse("--env", "twenty_questions_subset")
+    assert (city.bc_steps, city.bc_lr) == (30_000, 3e-3) and (subset.bc_steps, subset.bc_lr) == (10_000, 1e-3)
+    assert parse("--env", "guess_city", "--bc_steps", "7").bc_steps == 7
+    assert parse("--env", "guess_city", "--preset", "tiny").bc_steps == flags.PRESETS["tiny"]["bc_steps"]
