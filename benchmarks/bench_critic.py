@@ -9,19 +9,19 @@ Each candidate (a --critic_lm value; "actor" = a copy of the BC actor's body, de
 --pretrain_steps warm-start steps on the offline data (departure 6; --critic_pretrain mc or iql), then --steps of
 ArCHer's own critic_update (TD for Q, Q_target at a fresh a' ~ pi for V) on the offline data,
 with pi the BC actor. With --pretrain_lr_end the warm start's learning rate decays by a cosine
-from --critic_lr to it, and stays there for the --steps after. Every --every steps (and after the last) it scores the diagnostic on
-held-out scripted games:
+(bc.warmup_cosine) from --critic_lr to it, and stays there for the --steps after. Every --every
+steps (and after the last) it scores the diagnostic on held-out scripted games:
 rank_repeat, rank_ruled_out, rank_invalid (0.5 = chance, 1 = always prefers the expert's
 question) and q_mc_corr. The table goes to stdout, and with --out to a JSON file.
 """
 import json
-import math
 import random
 import time
 from dataclasses import dataclass, field
 
 import torch
 
+import bc
 import envs
 import flags
 import runlog
@@ -70,9 +70,9 @@ def main(argv=None):
             if step == args.pretrain_steps + args.steps:
                 break
             t0 = time.perf_counter()
-            if args.pretrain_lr_end:
-                done = min(step + 1, args.pretrain_steps) / max(args.pretrain_steps, 1)
-                opt.param_groups[0]["lr"] = args.pretrain_lr_end + (args.critic_lr - args.pretrain_lr_end) * 0.5 * (1 + math.cos(math.pi * done))
+            if args.pretrain_lr_end:  # BC's schedule, without its warm-up: the end is reached at the last warm-start step
+                floor = args.pretrain_lr_end / args.critic_lr
+                opt.param_groups[0]["lr"] = args.critic_lr * bc.warmup_cosine(step + 1, args.pretrain_steps, warmup=1, floor=floor)
             batch = critic_batch(buffer, env, critic, args, rng)
             if step < args.pretrain_steps:
                 warm_start_update(critic, target, opt, batch, args)
