@@ -50,6 +50,7 @@ class Args(flags.PolicyGradientArgs, flags.CriticArgs, flags.CommonArgs):
     awr_beta: float = field(default=1.0, metadata={"help": "actor_loss awr: temperature of the weights (A is normalised per batch first when normalize_adv)"})
     sil_coef: float = field(default=0.0, metadata={"help": "archer: weight of a self-imitation term, BC on the top filter_top of the actor's own games so far, added to the actor loss (0 = off, as in the paper)"})
     critic_pretrain_steps: int = field(default=0, metadata={"help": "archer/chai: critic warm-start steps on the offline games before RL (--critic_pretrain; 0 = off, as in the paper)"})
+    critic_pretrain_lr_end: float = field(default=0.0, metadata={"help": "decay the warm start's learning rate by a cosine from --critic_lr to this (0 = constant --critic_lr); RL then starts at --critic_lr"})
 
     data_parallel = True  # flags.parse: this script may run under accelerate launch / torchrun
 
@@ -60,6 +61,8 @@ class Args(flags.PolicyGradientArgs, flags.CriticArgs, flags.CommonArgs):
             flags.fail(f"unknown --actor_loss {self.actor_loss!r}; choose pg or awr")
         if self.sil_coef < 0 or (self.sil_coef > 0 and self.algo != "archer"):
             flags.fail(f"--sil_coef {self.sil_coef} needs --algo archer and a weight >= 0")
+        if self.critic_pretrain_lr_end < 0:
+            flags.fail(f"--critic_pretrain_lr_end must be 0 (a constant rate) or a rate > 0, got {self.critic_pretrain_lr_end}")
         if self.actor_loss == "awr" and (self.token_baseline or self.actor_samples > 1):
             flags.fail("--actor_loss awr weights whole utterances: it takes no --token_baseline or --actor_samples")
 
@@ -69,10 +72,13 @@ def warm_start_critic(critic, target, data, env, args):
     on the offline games (critic.warm_start_update), then the target is set to the fitted critic.
     Like the BC start it is cached, by the BC start's key and the critic's settings, and draws
     from its own RNG and optimiser, so a run that finds it cached goes on exactly as one that
-    built it."""
+    built it. With --critic_pretrain_lr_end the rate decays by BC's cosine (1 warm-up step) to it:
+    ranked on held-out states it beats the same steps at a constant rate (docs/cpu_preset.md)."""
     fields = {k: getattr(args, k) for k in ("critic_lm", "critic_causal", "critic_joint", "critic_pretrain",
                                             "critic_pretrain_steps", "critic_lr", "critic_batch_size", "critic_invalid",
                                             "gamma", "tau")}
+    if args.critic_pretrain_lr_end:  # (keys of constant-rate warm starts unchanged)
+        fields["critic_pretrain_lr_end"] = args.critic_pretrain_lr_end
     start = bc.start_key(args) if not args.bc_checkpoint else runlog.file_hash(args.bc_checkpoint)  # the actor it starts from
     key = hashlib.sha256(json.dumps({"bc": start, **fields, "version": 1}, sort_keys=True).encode())
 
@@ -80,8 +86,13 @@ def warm_start_critic(critic, target, data, env, args):
         offline = ReplayBuffer(gamma=args.gamma)
         offline.add_episodes(data)
         rng, opt = random.Random(f"critic-{args.seed}"), torch.optim.AdamW(critic.parameters(), lr=args.critic_lr)
-        skipped = sum(warm_start_update(critic, target, opt, critic_batch(offline, env, critic, args, rng), args)["critic/skipped_steps"]
-                      for _ in tqdm(range(args.critic_pretrain_steps), desc="critic warm start", leave=False))
+        floor = (args.critic_pretrain_lr_end or args.critic_lr) / args.critic_lr  # 1: constant
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: bc.warmup_cosine(s + 1, args.critic_pretrain_steps, warmup=1, floor=floor))
+        skipped = 0
+        for _ in tqdm(range(args.critic_pretrain_steps), desc="critic warm start", leave=False):
+            skipped += warm_start_update(critic, target, opt, critic_batch(offline, env, critic, args, rng), args)["critic/skipped_steps"]
+            sched.step()
         runlog.count_skips({}, "critic warm-start", skipped, args.critic_pretrain_steps, args.out_dir)
     runlog.cached_weights("critic", key.hexdigest()[:24], critic, fit)
     target.load_state_dict(critic.state_dict())  # start TD from the fitted critic itself

@@ -125,6 +125,21 @@ def test_a_bc_only_run_skips_the_critic_warm_start_and_its_resume_does_it(run, t
     assert [int(float(x["trajectories"])) for x in rows(out)] == [0, 4, 8]
 
 
+@pytest.mark.parametrize("lr_end", [0.0, 1e-4])
+def test_the_critic_warm_start_rate_is_constant_or_decays_by_a_cosine_to_lr_end(run, tmp_path, monkeypatch, lr_end):
+    monkeypatch.setenv("MINARCHER_CACHE", str(tmp_path / "cache"))  # build the warm start, never load it
+    rates = []
+    real = train_online.warm_start_update
+    monkeypatch.setattr(train_online, "warm_start_update",
+                        lambda critic, target, opt, *a: rates.append(opt.param_groups[0]["lr"]) or real(critic, target, opt, *a))
+    run(*TINY, "--critic_pretrain_steps", "5", "--critic_pretrain_lr_end", str(lr_end), "--critic_lr", "1e-3",
+        "--total_trajectories", "4", "--out_dir", str(tmp_path / "run"))
+    if lr_end:  # 1e-3 at the first step, 1e-4 at the last, the cosine's midpoint halfway
+        assert rates == pytest.approx([1e-3, 1e-4 + 9e-4 * (2 + 2 ** 0.5) / 4, 5.5e-4, 1e-4 + 9e-4 * (2 - 2 ** 0.5) / 4, 1e-4])
+    else:
+        assert rates == [1e-3] * 5
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--env", "chess"], "unknown env 'chess'"),
     (["--preset", "huge"], "unknown preset"),
@@ -141,6 +156,7 @@ def test_a_bc_only_run_skips_the_critic_warm_start_and_its_resume_does_it(run, t
     (["--actor_loss", "ppo"], "unknown --actor_loss"),
     (["--algo", "filtered_bc", "--sil_coef", "1"], "--sil_coef 1.0 needs --algo archer"),
     (["--actor_loss", "awr", "--token_baseline"], "takes no --token_baseline"),
+    (["--critic_pretrain_lr_end=-1e-4"], "--critic_pretrain_lr_end must be 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(run, flags, message):
     p = run(*TINY, *flags, check=False)
