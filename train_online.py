@@ -50,7 +50,8 @@ class Args(flags.PolicyGradientArgs, flags.CriticArgs, flags.CommonArgs):
     awr_beta: float = field(default=1.0, metadata={"help": "actor_loss awr: temperature of the weights (A is normalised per batch first when normalize_adv)"})
     sil_coef: float = field(default=0.0, metadata={"help": "archer: weight of a self-imitation term, BC on the top filter_top of the actor's own games so far, added to the actor loss (0 = off, as in the paper)"})
     critic_pretrain_steps: int = field(default=0, metadata={"help": "archer/chai: critic warm-start steps on the offline games before RL (--critic_pretrain; 0 = off, as in the paper)"})
-    critic_pretrain_lr_end: float = field(default=0.0, metadata={"help": "decay the warm start's learning rate by a cosine from --critic_lr to this (0 = constant --critic_lr); RL then starts at --critic_lr"})
+    critic_pretrain_lr: float = field(default=0.0, metadata={"help": "the critic warm start's learning rate (0 = --critic_lr, which RL uses after it)"})
+    critic_pretrain_lr_end: float = field(default=0.0, metadata={"help": "decay the warm start's learning rate by a cosine to this (0 = constant); RL then runs at --critic_lr"})
 
     data_parallel = True  # flags.parse: this script may run under accelerate launch / torchrun
 
@@ -61,8 +62,9 @@ class Args(flags.PolicyGradientArgs, flags.CriticArgs, flags.CommonArgs):
             flags.fail(f"unknown --actor_loss {self.actor_loss!r}; choose pg or awr")
         if self.sil_coef < 0 or (self.sil_coef > 0 and self.algo != "archer"):
             flags.fail(f"--sil_coef {self.sil_coef} needs --algo archer and a weight >= 0")
-        if self.critic_pretrain_lr_end < 0:
-            flags.fail(f"--critic_pretrain_lr_end must be 0 (a constant rate) or a rate > 0, got {self.critic_pretrain_lr_end}")
+        for name in ("critic_pretrain_lr", "critic_pretrain_lr_end"):
+            if getattr(self, name) < 0:
+                flags.fail(f"--{name} must be 0 (see --help) or a rate > 0, got {getattr(self, name)}")
         if self.actor_loss == "awr" and (self.token_baseline or self.actor_samples > 1):
             flags.fail("--actor_loss awr weights whole utterances: it takes no --token_baseline or --actor_samples")
 
@@ -72,11 +74,13 @@ def warm_start_critic(critic, target, data, env, args):
     on the offline games (critic.warm_start_update), then the target is set to the fitted critic.
     Like the BC start it is cached, by the BC start's key and the critic's settings, and draws
     from its own RNG and optimiser, so a run that finds it cached goes on exactly as one that
-    built it. With --critic_pretrain_lr_end the rate decays by BC's cosine (1 warm-up step) to it:
-    ranked on held-out states it beats the same steps at a constant rate (docs/cpu_preset.md)."""
+    built it. Its rate is --critic_pretrain_lr (default --critic_lr); with --critic_pretrain_lr_end
+    it decays by BC's cosine (1 warm-up step) to that: ranked on held-out states this beats the
+    same steps at a constant rate (docs/cpu_preset.md)."""
+    lr = args.critic_pretrain_lr or args.critic_lr
     fields = {k: getattr(args, k) for k in ("critic_lm", "critic_causal", "critic_joint", "critic_pretrain",
-                                            "critic_pretrain_steps", "critic_lr", "critic_batch_size", "critic_invalid",
-                                            "gamma", "tau")}
+                                            "critic_pretrain_steps", "critic_batch_size", "critic_invalid", "gamma", "tau")}
+    fields["critic_lr"] = lr  # the warm start's own rate: RL's may differ and share the start
     if args.critic_pretrain_lr_end:  # (keys of constant-rate warm starts unchanged)
         fields["critic_pretrain_lr_end"] = args.critic_pretrain_lr_end
     start = bc.start_key(args) if not args.bc_checkpoint else runlog.file_hash(args.bc_checkpoint)  # the actor it starts from
@@ -85,8 +89,8 @@ def warm_start_critic(critic, target, data, env, args):
     def fit():  # (only when the cache has no such start)
         offline = ReplayBuffer(gamma=args.gamma)
         offline.add_episodes(data)
-        rng, opt = random.Random(f"critic-{args.seed}"), torch.optim.AdamW(critic.parameters(), lr=args.critic_lr)
-        floor = (args.critic_pretrain_lr_end or args.critic_lr) / args.critic_lr  # 1: constant
+        rng, opt = random.Random(f"critic-{args.seed}"), torch.optim.AdamW(critic.parameters(), lr=lr)
+        floor = (args.critic_pretrain_lr_end or lr) / lr  # 1: constant
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: bc.warmup_cosine(s + 1, args.critic_pretrain_steps, warmup=1, floor=floor))
         skipped = 0

@@ -127,17 +127,36 @@ def test_a_bc_only_run_skips_the_critic_warm_start_and_its_resume_does_it(run, t
 
 @pytest.mark.parametrize("lr_end", [0.0, 1e-4])
 def test_the_critic_warm_start_rate_is_constant_or_decays_by_a_cosine_to_lr_end(run, tmp_path, monkeypatch, lr_end):
+    # --critic_pretrain_lr sets the warm start's rate; RL's critic steps then run at --critic_lr
     monkeypatch.setenv("MINARCHER_CACHE", str(tmp_path / "cache"))  # build the warm start, never load it
     rates = []
     real = train_online.warm_start_update
     monkeypatch.setattr(train_online, "warm_start_update",
                         lambda critic, target, opt, *a: rates.append(opt.param_groups[0]["lr"]) or real(critic, target, opt, *a))
-    run(*TINY, "--critic_pretrain_steps", "5", "--critic_pretrain_lr_end", str(lr_end), "--critic_lr", "1e-3",
-        "--total_trajectories", "4", "--out_dir", str(tmp_path / "run"))
+    critic_lrs = []
+    real_update = train_online.critic_update
+    monkeypatch.setattr(train_online, "critic_update",
+                        lambda critic, target, policy, opt, *a: critic_lrs.append(opt.param_groups[0]["lr"]) or real_update(critic, target, policy, opt, *a))
+    run(*TINY, "--critic_pretrain_steps", "5", "--critic_pretrain_lr_end", str(lr_end), "--critic_pretrain_lr", "1e-3",
+        "--critic_lr", "2e-4", "--total_trajectories", "4", "--out_dir", str(tmp_path / "run"))
+    assert critic_lrs and set(critic_lrs) == {2e-4}
     if lr_end:  # 1e-3 at the first step, 1e-4 at the last, the cosine's midpoint halfway
         assert rates == pytest.approx([1e-3, 1e-4 + 9e-4 * (2 + 2 ** 0.5) / 4, 5.5e-4, 1e-4 + 9e-4 * (2 - 2 ** 0.5) / 4, 1e-4])
     else:
         assert rates == [1e-3] * 5
+
+
+def test_runs_whose_warm_starts_match_share_it_whatever_rls_critic_rate(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARCHER_CACHE", str(tmp_path / "cache"))
+    calls = []
+    real = train_online.warm_start_update
+    monkeypatch.setattr(train_online, "warm_start_update", lambda *a: calls.append(1) or real(*a))
+    common = [*TINY, "--critic_pretrain_steps", "2", "--total_trajectories", "4"]
+    run(*common, "--critic_lr", "1e-3", "--out_dir", str(tmp_path / "a"))
+    run(*common, "--critic_pretrain_lr", "1e-3", "--critic_lr", "2e-4", "--out_dir", str(tmp_path / "b"))
+    assert len(calls) == 2  # built once, then found
+    run(*common, "--critic_pretrain_lr", "5e-4", "--critic_lr", "2e-4", "--out_dir", str(tmp_path / "c"))
+    assert len(calls) == 4  # another rate: another start
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -157,6 +176,7 @@ def test_the_critic_warm_start_rate_is_constant_or_decays_by_a_cosine_to_lr_end(
     (["--algo", "filtered_bc", "--sil_coef", "1"], "--sil_coef 1.0 needs --algo archer"),
     (["--actor_loss", "awr", "--token_baseline"], "takes no --token_baseline"),
     (["--critic_pretrain_lr_end=-1e-4"], "--critic_pretrain_lr_end must be 0"),
+    (["--critic_pretrain_lr=-1e-3"], "--critic_pretrain_lr must be 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(run, flags, message):
     p = run(*TINY, *flags, check=False)
