@@ -213,10 +213,10 @@ def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, mic
 
 
 # --- the BC start of a run, built once per (env, dataset, model, BC settings, seed) ---
-def start_key(args):
-    """A hash of everything that decides the BC start: the env, the dataset's bytes, the actor's
-    model and how it is loaded, the BC settings and the seed (which also seeds the actor's random
-    init). Not the RL flags: every method of one seed shares the start."""
+FRESH_SKILL = "mediocre"  # the scripted player that wrote the default datasets (flags.load_data)
+
+
+def _first_stage_key(args):
     h = runlog.hash_file(hashlib.sha256(), args.dataset)
     fields = {k: getattr(args, k) for k in ("env", "policy_lm", "bf16", "lora", "bc_mode", "bc_steps", "bc_lr",
                                             "batch_size", "bc_bf16", "seed")}
@@ -226,24 +226,61 @@ def start_key(args):
     return h.hexdigest()[:24]
 
 
-def clone_start(actor, episodes, args):
+def start_key(args):
+    """A hash of everything that decides the BC start: the env, the dataset's bytes, the actor's
+    model and how it is loaded, the BC settings and the seed (which also seeds the actor's random
+    init). Not the RL flags: every method of one seed shares the start. With --bc_fresh_steps,
+    the key of the second stage: the first's key and the second's settings."""
+    first = _first_stage_key(args)
+    if not getattr(args, "bc_fresh_steps", 0):
+        return first
+    second = {"first": first, "bc_fresh_steps": args.bc_fresh_steps, "bc_fresh_lr": args.bc_fresh_lr,
+              "skill": FRESH_SKILL, "version": BC_VERSION}
+    return hashlib.sha256(json.dumps(second, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def fresh_episodes(env, episodes, progress=False):
+    """As many games as the dataset's `episodes`, of the scripted player that wrote it, none of
+    them the dataset's: the dataset holds reset seeds 0..n-1, these are n..2n-1."""
+    import envs  # (here: the BC library itself plays no games)
+    return envs.scripted_episodes(env, FRESH_SKILL, len(episodes), seed=len(episodes), progress=progress)
+
+
+def clone_start(actor, episodes, args, fresh_env=None):
     """Behaviour-clone `actor` on the dataset's `episodes` as the flags say (--bc_mode, --bc_steps,
     ...), or load the same start from the cache ($MINARCHER_CACHE/bc). BC draws its batches from
     its own seeded RNG, so a run that finds its start cached goes on exactly as one that cloned.
     The cache holds the policy only: a PPO actor's value head (untouched by BC) keeps its init.
-    Returns the cache path it used (None when the cache is off)."""
+
+    --bc_fresh_steps: a second stage, cached on its own, that goes on from the first (cached too)
+    with --bc_fresh_steps steps of whole-dialogue BC at a peak rate of --bc_fresh_lr on as many
+    fresh games of the dataset's scripted player (fresh_env() plays them): after many epochs on
+    one dataset, games it has not seen lower the loss on held-out games where more of the same
+    overfits (docs/cpu_preset.md). Returns the cache path it used (None when the cache is off)."""
     folder = cache_dir("bc")  # a long BC saves its progress beside the start it will become
+
+    def progress_file(key):
+        if not folder:
+            return None
+        os.makedirs(folder, exist_ok=True)
+        return os.path.join(folder, key + ".progress.pt")
 
     def clone():
         rng = random.Random(f"bc-{args.seed}")
         if args.bc_mode == "dialogue":
-            progress = os.path.join(folder, start_key(args) + ".progress.pt") if folder else None
-            if progress:
-                os.makedirs(folder, exist_ok=True)
             _, skipped = clone_dialogues(actor, episodes, args.bc_steps, args.batch_size, args.bc_lr, rng, args.bc_bf16,
-                                         args.micro_batch_size, progress=progress)
+                                         args.micro_batch_size, progress=progress_file(_first_stage_key(args)))
         else:
             _, skipped = behaviour_clone(actor, bc_pairs(episodes), args.bc_steps, args.batch_size, args.bc_lr, rng,
                                          micro=args.micro_batch_size)
         runlog.count_skips({}, "bc", skipped, args.bc_steps, args.out_dir)  # nothing learnt: stop before caching it
-    return runlog.cached_weights("bc", start_key(args), actor, clone, skip=("value_head.",))
+
+    def clone_twice():  # (only when the second stage is not cached: then the first may be)
+        runlog.cached_weights("bc", _first_stage_key(args), actor, clone, skip=("value_head.",))
+        fresh = fresh_episodes(fresh_env(), episodes, progress=True)
+        _, skipped = clone_dialogues(actor, fresh, args.bc_fresh_steps, args.batch_size, args.bc_fresh_lr,
+                                     random.Random(f"bc-fresh-{args.seed}"), args.bc_bf16, args.micro_batch_size,
+                                     desc="bc (fresh games)", progress=progress_file(start_key(args)))
+        runlog.count_skips({}, "bc (fresh games)", skipped, args.bc_fresh_steps, args.out_dir)
+    build = clone_twice if getattr(args, "bc_fresh_steps", 0) else clone
+    return runlog.cached_weights("bc", start_key(args), actor, build, skip=("value_head.",))

@@ -64,6 +64,8 @@ class CommonArgs:
     bc_checkpoint: str = field(default="", metadata={"help": "start the actor from this BC state dict instead of cloning here"})
     bc_steps: int = field(default=2000, metadata={"help": "behaviour-cloning steps on the dataset before RL"})
     bc_lr: float = field(default=1e-4, metadata={"help": "learning rate for behaviour cloning"})
+    bc_fresh_steps: int = field(default=0, metadata={"help": "--bc_mode dialogue, a scripted default dataset: after BC, this many more steps on as many fresh games of its player (0 = off; a second start, cached on its own)"})
+    bc_fresh_lr: float = field(default=0.0, metadata={"help": "--bc_fresh_steps: their peak learning rate (warm-up and cosine decay to a tenth)"})
     bc_mode: str = field(default="pairs", metadata={"help": "BC batches: pairs ((observation, utterance) pairs, one pass each) or dialogue (whole games, one pass each; lr warm-up and cosine decay)"})
     micro_batch_size: int = field(default=0, metadata={"help": "rows per forward/backward in every update (0 = the whole batch): gradients add up over a batch's micro-batches and the optimiser steps once, so results match the whole batch with the memory of this many rows"})
     bc_bf16: bool = field(default=False, metadata={"help": "--bc_mode dialogue: bf16 autocast in BC (faster on a GPU; slower for the tiny models on a 2-core CPU)"})
@@ -149,6 +151,14 @@ def parse(args_cls, argv=None):
     if args.bc_mode not in ("pairs", "dialogue"):
         fail(f"unknown --bc_mode {args.bc_mode!r}; choose pairs or dialogue")
     args.dataset = args.dataset or envs.default_dataset_path(args.env, args.dataset_games)
+    if args.bc_fresh_steps < 0 or args.bc_fresh_lr < 0:
+        fail(f"--bc_fresh_steps and --bc_fresh_lr must be >= 0, got {args.bc_fresh_steps} and {args.bc_fresh_lr}")
+    if args.bc_fresh_steps:
+        if args.bc_mode != "dialogue" or args.bc_fresh_lr <= 0:
+            fail("--bc_fresh_steps needs --bc_mode dialogue and a --bc_fresh_lr > 0")
+        if args.dataset != envs.default_dataset_path(args.env, args.dataset_games):
+            fail(f"--bc_fresh_steps plays fresh games of the scripted player that writes the default dataset; "
+                 f"--dataset {args.dataset} is another")
     args.out_dir = args.out_dir or os.path.join("runs", f"{args.env}-{getattr(args, 'algo', 'run')}-s{args.seed}")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not getattr(args_cls, "data_parallel", False):
         fail(f"{os.path.basename(sys.argv[0])} runs in one process; only train_online.py runs under "

@@ -191,7 +191,8 @@ def run(args, play, advantages, kl_coef=0.0):
                 flags.fail(f"--bc_checkpoint {args.bc_checkpoint} not found")
             load_bc(actor, args.bc_checkpoint, args.device)
         else:
-            bc.clone_start(actor, data, args)  # cached per (env, dataset, model, BC flags, seed)
+            # cached per (env, dataset, model, BC flags, seed); --bc_fresh_steps plays fresh games
+            bc.clone_start(actor, data, args, lambda: flags.make_env(args, horizon=False))
             torch.save(actor.state_dict(), os.path.join(args.out_dir, "bc.pt"))
     reference = flags.build_actor(args, data)
     reference.load_state_dict(state["reference"] if args.resume else actor.state_dict())

@@ -50,6 +50,8 @@ class Args(flags.PolicyGradientArgs, flags.CriticArgs, flags.CommonArgs):
     def __post_init__(self):  # a bad flag: one line on stderr, exit 2 (flags.fail)
         if self.algo not in ALGOS:
             flags.fail(f"unknown --algo {self.algo!r}; choose one of {', '.join(ALGOS)}")
+        if self.bc_fresh_steps:  # (offline means the dataset's games only)
+            flags.fail("--bc_fresh_steps plays fresh games: it is for train_online.py, ppo.py and grpo.py")
 
     # Offline runs have no rollouts: more actor steps per iteration, a budget in iterations. The
     # tiny rows learn from scratch, so their actor rate is the BC rate of train_online's tiny start.

@@ -129,7 +129,8 @@ def main(argv=None):
             actor.load_state_dict(torch.load(args.bc_checkpoint, map_location=args.device))
         else:
             with rank_zero_first(rank), single_process():  # rank 0 builds it, the rest read the cache
-                bc.clone_start(actor, data, args)  # cached per (env, dataset, model, BC flags, seed)
+                # cached per (env, dataset, model, BC flags, seed); --bc_fresh_steps plays fresh games
+                bc.clone_start(actor, data, args, lambda: flags.make_env(args, horizon=False))
             if rank == 0:
                 torch.save(actor.state_dict(), os.path.join(args.out_dir, "bc.pt"))
         reference = flags.build_actor(args, data)

@@ -2,6 +2,7 @@
 the learning-rate schedule, and the BC start's cache (what its key depends on, and that a rerun
 loads the same weights); the --preset cpu path end to end at tiny sizes, with exact resume."""
 import csv
+import json
 import os
 from types import SimpleNamespace
 
@@ -158,6 +159,38 @@ def test_start_key_follows_what_decides_the_start(tmp_path):
         assert bc.start_key(flags(data, **change)) != key, change
     data.write_text("[2]")                                                     # same path, new bytes
     assert bc.start_key(flags(data)) != key
+    key = bc.start_key(flags(data))
+    assert bc.start_key(flags(data, bc_fresh_steps=0, bc_fresh_lr=1e-4)) == key  # no second stage: as before
+    second = bc.start_key(flags(data, bc_fresh_steps=2, bc_fresh_lr=1e-4))
+    assert second != key and bc.start_key(flags(data, bc_fresh_steps=3, bc_fresh_lr=1e-4)) != second
+    assert bc.start_key(flags(data, bc_fresh_steps=2, bc_fresh_lr=2e-4)) != second
+
+
+def test_a_second_stage_on_fresh_games_goes_on_from_the_cached_first(tmp_path, monkeypatch, capsys):
+    # --bc_fresh_steps: the first stage as without it, then BC on the next n games of the dataset's
+    # player (reset seeds n..2n-1); both stages cached, the second found again by the same flags.
+    monkeypatch.setenv("MINARCHER_CACHE", str(tmp_path / "cache"))
+    env = envs.make("twenty_questions_subset")
+    data = envs.scripted_episodes(env, "mediocre", 6)
+    path = tmp_path / "d.json"
+    envs.save_dataset(str(path), env, data)
+    one, two = flags(path, bc_steps=2), flags(path, bc_steps=2, bc_fresh_steps=3, bc_fresh_lr=1e-3)
+    first = tiny_actor("tiny-word")
+    bc.clone_start(first, data, one)
+    expected = tiny_actor("tiny-word")
+    expected.load_state_dict(first.state_dict())
+    fresh = envs.scripted_episodes(env, "mediocre", 6, seed=6)
+    assert {ep["seed"] for ep in fresh}.isdisjoint(ep["seed"] for ep in data)
+    bc.clone_dialogues(expected, fresh, 3, 2, 1e-3, __import__("random").Random("bc-fresh-0"))
+    capsys.readouterr()
+    actor = tiny_actor("tiny-word")
+    path_two = bc.clone_start(actor, data, two, lambda: env)
+    assert "bc start" in capsys.readouterr().out  # the first stage: found in the cache
+    for a, b in zip(actor.state_dict().values(), expected.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    again = tiny_actor("tiny-word")
+    assert bc.clone_start(again, data, two, lambda: 1 / 0) == path_two  # cached: no games played
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), actor.state_dict().values()))
 
 
 def test_clone_start_is_cached_and_reused(tmp_path, monkeypatch, capsys):
@@ -202,6 +235,19 @@ def test_cpu_preset_end_to_end_with_resume(run_main, tmp_path, monkeypatch):
     a, b = (torch.load(os.path.join(d, "bc.pt")) for d in (straight, split))
     assert all(torch.equal(a[k], b[k]) for k in a)  # both started from the cached BC start
     os.remove(data)
+
+
+def test_cpu_preset_with_a_fresh_games_stage_caches_both_starts(run_main, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARCHER_CACHE", str(tmp_path / "cache"))
+    out = str(tmp_path / "run")
+    fresh = ["--bc_fresh_steps", "2", "--bc_fresh_lr", "1e-3", "--total_trajectories", "0", "--out_dir", out]
+    assert run_main(train_online, *CPU, *fresh).returncode == 0
+    args = SimpleNamespace(**json.load(open(os.path.join(out, "args.json"))))
+    assert sorted(os.listdir(tmp_path / "cache" / "bc")) == sorted(f"{k}.pt" for k in (bc.start_key(args),
+                                                                                      bc._first_stage_key(args)))
+    cached = torch.load(tmp_path / "cache" / "bc" / f"{bc.start_key(args)}.pt")
+    saved = torch.load(os.path.join(out, "bc.pt"))
+    assert all(torch.equal(saved[k], cached[k]) for k in cached)
 
 
 def test_guess_city_gets_the_longer_bc_of_the_cpu_preset_and_flags_still_win():

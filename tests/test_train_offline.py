@@ -56,3 +56,8 @@ def test_offline_resume_continues_exactly(tmp_path, run):
 def test_unknown_algo_exits_2(run):
     p = run("--algo", "cql")
     assert p.returncode == 2 and "unknown --algo" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_fresh_games_stage_is_refused_offline(run):
+    p = run("--bc_fresh_steps", "2", "--bc_fresh_lr", "1e-3")
+    assert p.returncode == 2 and "--bc_fresh_steps plays fresh games" in p.stderr and "Traceback" not in p.stderr
