@@ -133,6 +133,12 @@ def warmup_cosine(step, steps, warmup=100, floor=0.1):
     return min(1.0, (step + 1) / warmup) * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def cosine_to(floor, steps):
+    """-> factor(s) for steps s = 0, 1, ...: 1 at the first, `floor` at the last of `steps` and after,
+    by warmup_cosine without its warm-up (the critic's warm start: train_online.py, bench_critic)."""
+    return lambda s: warmup_cosine(s + 1, steps, warmup=1, floor=floor)
+
+
 def length_grouped_batches(lengths, batch_size, rng, group=64):
     """Endless batches of row indices, epoch by epoch: each epoch shuffles all rows, sorts every
     run of `group` batches' worth by length and cuts it into batches, then shuffles the batches.

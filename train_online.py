@@ -91,8 +91,7 @@ def warm_start_critic(critic, target, data, env, args):
         offline.add_episodes(data)
         rng, opt = random.Random(f"critic-{args.seed}"), torch.optim.AdamW(critic.parameters(), lr=lr)
         floor = (args.critic_pretrain_lr_end or lr) / lr  # 1: constant
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: bc.warmup_cosine(s + 1, args.critic_pretrain_steps, warmup=1, floor=floor))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, bc.cosine_to(floor, args.critic_pretrain_steps))
         skipped = 0
         for _ in tqdm(range(args.critic_pretrain_steps), desc="critic warm start", leave=False):
             skipped += warm_start_update(critic, target, opt, critic_batch(offline, env, critic, args, rng), args)["critic/skipped_steps"]

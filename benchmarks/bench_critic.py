@@ -9,7 +9,7 @@ Each candidate (a --critic_lm value; "actor" = a copy of the BC actor's body, de
 --pretrain_steps warm-start steps on the offline data (departure 6; --critic_pretrain mc or iql), then --steps of
 ArCHer's own critic_update (TD for Q, Q_target at a fresh a' ~ pi for V) on the offline data,
 with pi the BC actor. With --pretrain_lr_end the warm start's learning rate decays by a cosine
-(bc.warmup_cosine) from --critic_lr to it, and stays there for the --steps after. Every --every
+(bc.cosine_to) from --critic_lr to it, and stays there for the --steps after. Every --every
 steps (and after the last) it scores the diagnostic on held-out scripted games:
 rank_repeat, rank_ruled_out, rank_invalid (0.5 = chance, 1 = always prefers the expert's
 question) and q_mc_corr. The table goes to stdout, and with --out to a JSON file.
@@ -61,6 +61,7 @@ def main(argv=None):
         critic, target = flags.build_critic(args, data, actor)
         opt = torch.optim.AdamW(critic.parameters(), lr=args.critic_lr)
         rng, seconds = random.Random(args.seed), 0.0
+        decay = bc.cosine_to(args.pretrain_lr_end / args.critic_lr, args.pretrain_steps) if args.pretrain_lr_end else None
         for step in range(args.pretrain_steps + args.steps + 1):
             if step % args.every == 0 or step == args.pretrain_steps + args.steps:
                 diag = critic_diagnostic(critic, env, held_out, args.gamma, args.diag_states)
@@ -70,9 +71,8 @@ def main(argv=None):
             if step == args.pretrain_steps + args.steps:
                 break
             t0 = time.perf_counter()
-            if args.pretrain_lr_end:  # BC's schedule, without its warm-up: the end is reached at the last warm-start step
-                floor = args.pretrain_lr_end / args.critic_lr
-                opt.param_groups[0]["lr"] = args.critic_lr * bc.warmup_cosine(step + 1, args.pretrain_steps, warmup=1, floor=floor)
+            if decay:  # the end is reached at the last warm-start step
+                opt.param_groups[0]["lr"] = args.critic_lr * decay(step)
             batch = critic_batch(buffer, env, critic, args, rng)
             if step < args.pretrain_steps:
                 warm_start_update(critic, target, opt, batch, args)

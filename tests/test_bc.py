@@ -4,6 +4,7 @@ loads the same weights); the --preset cpu path end to end at tiny sizes, with ex
 import csv
 import json
 import os
+import random
 from types import SimpleNamespace
 
 import pytest
@@ -181,7 +182,7 @@ def test_a_second_stage_on_fresh_games_goes_on_from_the_cached_first(tmp_path, m
     expected.load_state_dict(first.state_dict())
     fresh = envs.scripted_episodes(env, "mediocre", 6, seed=6)
     assert {ep["seed"] for ep in fresh}.isdisjoint(ep["seed"] for ep in data)
-    bc.clone_dialogues(expected, fresh, 3, 2, 1e-3, __import__("random").Random("bc-fresh-0"))
+    bc.clone_dialogues(expected, fresh, 3, 2, 1e-3, random.Random("bc-fresh-0"))
     capsys.readouterr()
     actor = tiny_actor("tiny-word")
     path_two = bc.clone_start(actor, data, two, lambda: env)
