@@ -84,6 +84,15 @@ def test_turns_outside_the_last_observation_get_rows_of_their_own():
     assert logp.sum().item() == pytest.approx(want.sum().item(), abs=1e-4)
 
 
+def test_rows_do_not_depend_on_how_many_games_share_a_tokenizer_call():
+    actor = tiny_actor("tiny-word", max_prompt_tokens=12)  # some turns get rows of their own
+    eps = episodes(GAMES + [GAMES[0][:1]] + GAMES[::-1])  # games of 3, 3, 1, 3 and 3 turns
+    one_by_one = bc.dialogue_rows(actor, eps, chunk=1)
+    assert len(one_by_one) > len(eps)
+    for chunk in (2, 3, 1000):
+        assert bc.dialogue_rows(actor, eps, chunk=chunk) == one_by_one
+
+
 def test_warmup_cosine_schedule():
     assert bc.warmup_cosine(0, 1000) == pytest.approx(0.01)      # 1 / 100 of the way up
     assert bc.warmup_cosine(99, 1000) == pytest.approx(1.0)      # warm
