@@ -81,7 +81,7 @@ def dialogue_rows(actor, episodes, chunk=1000):
     The games are tokenized `chunk` at a time, one tokenizer call for all their turns: one call per
     game spent most of the 16-19 min that 100k Guess My City games took on a busy thread."""
     rows = []
-    for i in range(0, len(episodes), chunk):  # one tokenizer call per chunk of games, not per game
+    for i in range(0, len(episodes), chunk):
         rows += _rows_of(actor, episodes[i:i + chunk])
     return rows
 

@@ -150,13 +150,14 @@ def parse(args_cls, argv=None):
         fail(f"--micro_batch_size must be >= 0 (0 = the whole batch), got {args.micro_batch_size}")
     if args.bc_mode not in ("pairs", "dialogue"):
         fail(f"unknown --bc_mode {args.bc_mode!r}; choose pairs or dialogue")
-    args.dataset = args.dataset or envs.default_dataset_path(args.env, args.dataset_games)
+    default_dataset = envs.default_dataset_path(args.env, args.dataset_games)
+    args.dataset = args.dataset or default_dataset
     if args.bc_fresh_steps < 0 or args.bc_fresh_lr < 0:
         fail(f"--bc_fresh_steps and --bc_fresh_lr must be >= 0, got {args.bc_fresh_steps} and {args.bc_fresh_lr}")
     if args.bc_fresh_steps:
         if args.bc_mode != "dialogue" or args.bc_fresh_lr <= 0:
             fail("--bc_fresh_steps needs --bc_mode dialogue and a --bc_fresh_lr > 0")
-        if args.dataset != envs.default_dataset_path(args.env, args.dataset_games):
+        if args.dataset != default_dataset:
             fail(f"--bc_fresh_steps plays fresh games of the scripted player that writes the default dataset; "
                  f"--dataset {args.dataset} is another")
     args.out_dir = args.out_dir or os.path.join("runs", f"{args.env}-{getattr(args, 'algo', 'run')}-s{args.seed}")
