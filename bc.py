@@ -18,6 +18,7 @@ same weights, and pays for BC once (`clone_start`).
 Run the tests:  python -m pytest -q tests/test_bc.py
 """
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -73,17 +74,21 @@ def behaviour_clone(actor, pairs, steps, batch_size, lr, rng, desc="bc", weight_
 IGNORE = -100  # label of a position that predicts no agent token
 
 
-def dialogue_rows(actor, episodes, chunk=1000):
+def dialogue_rows(actor, episodes, chunk=1000, turns=False):
     """-> list of (ids, labels), equal-length int lists: labels[p] is the token the model should
     predict from position p (IGNORE elsewhere). One row per game whose turns all sit in its last
     observation; a turn that does not (a text game's screens, a prompt cut at max_prompt_tokens,
     an utterance the env cleaned before showing it) gets a row of its own, so nothing is lost.
     The games are tokenized `chunk` at a time, one tokenizer call for all their turns: one call per
-    game spent most of the 16-19 min that 100k Guess My City games took on a busy thread."""
-    rows = []
+    game spent most of the 16-19 min that 100k Guess My City games took on a busy thread.
+    turns=True: -> (rows, where), where[r] listing (position of the first label, game index, turn
+    index) of each utterance in row r (soft labels look up the turn's observation with it)."""
+    rows, where = [], []
     for i in range(0, len(episodes), chunk):
-        rows += _rows_of(actor, episodes[i:i + chunk])
-    return rows
+        more, at = _rows_of(actor, episodes[i:i + chunk])
+        rows += more
+        where += [[(p, e + i, k) for p, e, k in row] for row in at]
+    return (rows, where) if turns else rows
 
 
 def _rows_of(actor, episodes):  # dialogue_rows on a list of games, tokenized together
@@ -92,20 +97,82 @@ def _rows_of(actor, episodes):  # dialogue_rows on a list of games, tokenized to
     ends = np.cumsum([len(ep["transitions"]) for ep in episodes])
     pairs_at = [flat_pairs[e - len(ep["transitions"]):e] for ep, e in zip(episodes, ends)]
     finals = actor.tokenizer([ep["transitions"][-1]["next_obs"] for ep in episodes]).input_ids
-    rows = []
-    for pairs, final in zip(pairs_at, finals):
+    rows, where = [], []
+    for e, (pairs, final) in enumerate(zip(pairs_at, finals)):
         ids, labels = list(final), [IGNORE] * len(final)
-        end = 0  # one past the last position that predicts an agent token
-        for prompt, utt in pairs:
+        end, shared = 0, []  # one past the last position that predicts an agent token; its turns
+        for k, (prompt, utt) in enumerate(pairs):
             n = len(prompt) + len(utt) - 1  # inputs needed: the prompt and all but the last token
             if ids[:n] == prompt + utt[:-1]:  # exactly the tokens the pair has: share the pass
                 labels[len(prompt) - 1:n] = utt
                 end = max(end, n)
+                shared.append((len(prompt) - 1, e, k))
             else:
                 rows.append((prompt + utt[:-1], [IGNORE] * (len(prompt) - 1) + utt))
+                where.append([(len(prompt) - 1, e, k)])
         if end:
             rows.append((ids[:end], labels[:end]))
-    return rows
+            where.append(shared)
+    return rows, where
+
+
+class PlayerTargets:
+    """Soft labels for whole-dialogue BC on a scripted player's games (--bc_fresh_soft). At token t
+    of a logged utterance u, the label is the player's own distribution over the next token,
+        q_t(w) = P(utterances that begin with u[:t] + w) / P(utterances that begin with u[:t]),
+    with P = ScriptedPlayer.probs at that state; the product of q_t(u_t) over u's tokens is P(u).
+    By the chain rule of KL, the cross-entropy to q_t summed along an utterance drawn from P has
+    the expected gradient of -log pi(u), so the optimum is the same as the logged token's; but each
+    label carries the player's whole distribution instead of one draw from it. That matters where
+    the player is noisy: the data's player blunders at half its turns, so where it would guess its
+    one remaining city, the logged label is a blunder about half the time. Needs the player's
+    probabilities: a logged dataset from elsewhere has only its draws."""
+
+    def __init__(self, actor, player):
+        self.actor, self.player = actor, player
+        self.utterances, self.ids = [], {}  # every utterance seen so far, and its token ids ("\n" included)
+        self.nodes = {}  # token prefix -> (indices of the utterances that begin with it, their next tokens)
+
+    def _learn(self, utterances):  # tokenize (all at once) and index the utterances not seen yet
+        new = sorted(utterances.keys() - self.ids.keys())
+        if new:
+            for u, (_, ids) in zip(new, self.actor.pair_ids(["\n"] * len(new), new)):
+                self.ids[u] = ids
+                self.utterances.append(u)
+            under = {}
+            for i, u in enumerate(self.utterances):
+                for t, w in enumerate(self.ids[u]):
+                    under.setdefault(tuple(self.ids[u][:t]), []).append((i, w))
+            self.nodes = {prefix: tuple(np.array(x) for x in zip(*pairs)) for prefix, pairs in under.items()}
+
+    def __call__(self, observation, utterance):
+        """-> (the token ids of `utterance`, one {token: q_t} per token), or None where the player
+        would never say `utterance` there."""
+        probs = self.player.probs(observation)
+        if probs.get(utterance, 0.0) <= 0:
+            return None
+        self._learn(probs)
+        p = np.fromiter(map(probs.get, self.utterances, itertools.repeat(0.0)), float, len(self.utterances))
+        ids, out = self.ids[utterance], []
+        for t in range(len(ids)):
+            index, tokens = self.nodes[tuple(ids[:t])]
+            mass = np.bincount(tokens, weights=p[index])  # P(prefix + w) for each next token w
+            w = np.flatnonzero(mass)
+            out.append(dict(zip(w.tolist(), (mass[w] / mass.sum()).tolist())))
+        return ids, out
+
+
+def soft_labels(teacher, episodes, row, where):
+    """{position: {token: q}} of one dialogue row: `teacher`'s labels for each of its utterances
+    (`where`: dialogue_rows(turns=True)'s entry for the row), except an utterance the dialogue
+    tokenizes otherwise than alone, which keeps its logged tokens."""
+    out = {}
+    for p, e, k in where:
+        turn = episodes[e]["transitions"][k]
+        got = teacher(turn["obs"], turn["action"])
+        if got is not None and row[1][p:p + len(got[0])] == got[0]:
+            out.update({p + j: q for j, q in enumerate(got[1])})
+    return out
 
 
 def _padded(actor, rows, multiple=1):
@@ -129,13 +196,23 @@ def dialogue_log_probs(actor, rows):
     return logp * mask, mask
 
 
-def dialogue_loss(actor, rows, pad_multiple=1):
+def dialogue_loss(actor, rows, pad_multiple=1, soft=None):
     """Mean negative log-prob per agent token over the batch's rows (a batch of games): the
     masked mean of -dialogue_log_probs, computed by one fused cross-entropy. The padding
-    (`pad_multiple`) changes the work, never the value."""
+    (`pad_multiple`) changes the work, never the value. soft: one soft_labels dict per row; the
+    loss is then the mean cross-entropy to those distributions (the logged token's elsewhere)."""
     ids, labels = _padded(actor, rows, pad_multiple)
     logits = actor.model(input_ids=ids, use_cache=False).logits                            # (B, L, V)
-    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
+    if soft is None:
+        return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE)
+    mask = labels != IGNORE
+    target = F.one_hot(labels.clamp(min=0), logits.shape[-1]).float() * mask.unsqueeze(-1)  # (B, L, V)
+    at = [(b, p, w, q) for b, row in enumerate(soft) for p, dist in row.items() for w, q in dist.items()]
+    if at:
+        b, p, w, q = (list(x) for x in zip(*at))
+        target[b, p] = 0.0
+        target[b, p, w] = torch.tensor(q, device=target.device)
+    return -(target * logits.float().log_softmax(-1)).sum(-1)[mask].mean()
 
 
 def warmup_cosine(step, steps, warmup=100, floor=0.1):
@@ -168,7 +245,7 @@ def length_grouped_batches(lengths, batch_size, rng, group=64):
 
 
 def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, micro=0, desc="bc (dialogues)",
-                    progress=None, save_every=250):
+                    progress=None, save_every=250, teacher=None):
     """Whole-dialogue BC: `steps` AdamW steps on batches of `batch_size` rows (games) of similar
     length (`length_grouped_batches`), lr warm-up then cosine decay to lr / 10 (nanoGPT's
     schedule), gradient clip 1.0. bf16: autocast the forward pass (the weights stay float32; on
@@ -181,8 +258,10 @@ def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, mic
     takes hours on a CPU) and started again with the same arguments goes on from the last save and
     ends with the weights of a straight run (tests/test_bc.py); the batches replay from `rng`, so
     the first `step` are drawn and skipped. The file is removed when BC ends.
+    teacher: a PlayerTargets of the player that wrote `episodes`: its soft labels instead of the
+    logged tokens (the loss is then a cross-entropy to them, above the hard loss by their entropy).
     Returns the mean loss of the last 50 steps and the number of steps skipped (guarded_step)."""
-    rows = dialogue_rows(actor, episodes)
+    rows, where = dialogue_rows(actor, episodes, turns=True)
     batches = length_grouped_batches([len(ids) for ids, _ in rows], batch_size, rng)
     params = [p for p in actor.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
@@ -202,15 +281,17 @@ def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, mic
             print(f"{desc}: resuming at step {start} of {steps} from {progress}")
     bar = tqdm(range(start, steps), desc=desc, leave=False, initial=start, total=steps)
     for step in bar:
-        batch = [rows[i] for i in next(batches)]
+        index = next(batches)
+        batch = [rows[i] for i in index]
         n_labels = sum(y != IGNORE for _, labels in batch for y in labels)
         opt.zero_grad()
         loss = 0.0
         for part in micro_batches(len(batch), micro):  # each piece weighs by its share of the labels
             piece = [batch[i] for i in part]
+            soft = teacher and [soft_labels(teacher, episodes, rows[index[i]], where[index[i]]) for i in part]
             share = sum(y != IGNORE for _, labels in piece for y in labels) / max(n_labels, 1)
             with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-                piece_loss = dialogue_loss(actor, piece, pad_multiple=32 if bf16 else 1) * share
+                piece_loss = dialogue_loss(actor, piece, pad_multiple=32 if bf16 else 1, soft=soft) * share
             piece_loss.backward()
             loss = loss + piece_loss.detach()
         if guarded_step(opt, params, loss):
@@ -253,6 +334,8 @@ def start_key(args):
         return first
     second = {"first": first, "bc_fresh_steps": args.bc_fresh_steps, "bc_fresh_lr": args.bc_fresh_lr,
               "skill": FRESH_SKILL, "version": BC_VERSION}
+    if getattr(args, "bc_fresh_soft", False):  # (only when on: the keys of starts made before it stay)
+        second["soft"] = True
     return hashlib.sha256(json.dumps(second, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -294,10 +377,14 @@ def clone_start(actor, episodes, args, fresh_env=None):
 
     def clone_twice():  # (only when the second stage is not cached: then the first may be)
         runlog.cached_weights("bc", _first_stage_key(args), actor, clone, skip=("value_head.",))
-        fresh = fresh_episodes(fresh_env(), episodes, progress=True)
+        import envs  # (as in fresh_episodes)
+        env = fresh_env()
+        fresh = fresh_episodes(env, episodes, progress=True)
+        soft = getattr(args, "bc_fresh_soft", False)
+        teacher = PlayerTargets(actor, envs.ScriptedPlayer(env, FRESH_SKILL)) if soft else None
         _, skipped = clone_dialogues(actor, fresh, args.bc_fresh_steps, args.batch_size, args.bc_fresh_lr,
                                      random.Random(f"bc-fresh-{args.seed}"), args.bc_bf16, args.micro_batch_size,
-                                     desc="bc (fresh games)", progress=progress_file(start_key(args)))
+                                     desc="bc (fresh games)", progress=progress_file(start_key(args)), teacher=teacher)
         runlog.count_skips({}, "bc (fresh games)", skipped, args.bc_fresh_steps, args.out_dir)
     build = clone_twice if getattr(args, "bc_fresh_steps", 0) else clone
     return runlog.cached_weights("bc", start_key(args), actor, build, skip=("value_head.",))

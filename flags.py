@@ -66,6 +66,7 @@ class CommonArgs:
     bc_lr: float = field(default=1e-4, metadata={"help": "learning rate for behaviour cloning"})
     bc_fresh_steps: int = field(default=0, metadata={"help": "--bc_mode dialogue, a scripted default dataset: after BC, this many more steps on as many fresh games of its player (0 = off; a second start, cached on its own)"})
     bc_fresh_lr: float = field(default=0.0, metadata={"help": "--bc_fresh_steps: their peak learning rate (warm-up and cosine decay to a tenth)"})
+    bc_fresh_soft: bool = field(default=False, metadata={"help": "--bc_fresh_steps: learn the player's whole next-token distribution at each logged token (its known probabilities) instead of the logged token alone (bc.PlayerTargets)"})
     bc_mode: str = field(default="pairs", metadata={"help": "BC batches: pairs ((observation, utterance) pairs, one pass each) or dialogue (whole games, one pass each; lr warm-up and cosine decay)"})
     micro_batch_size: int = field(default=0, metadata={"help": "rows per forward/backward in every update (0 = the whole batch): gradients add up over a batch's micro-batches and the optimiser steps once, so results match the whole batch with the memory of this many rows"})
     bc_bf16: bool = field(default=False, metadata={"help": "--bc_mode dialogue: bf16 autocast in BC (faster on a GPU; slower for the tiny models on a 2-core CPU)"})
@@ -154,6 +155,8 @@ def parse(args_cls, argv=None):
     args.dataset = args.dataset or default_dataset
     if args.bc_fresh_steps < 0 or args.bc_fresh_lr < 0:
         fail(f"--bc_fresh_steps and --bc_fresh_lr must be >= 0, got {args.bc_fresh_steps} and {args.bc_fresh_lr}")
+    if args.bc_fresh_soft and not args.bc_fresh_steps:
+        fail("--bc_fresh_soft labels the games of --bc_fresh_steps; give it a number of steps")
     if args.bc_fresh_steps:
         if args.bc_mode != "dialogue" or args.bc_fresh_lr <= 0:
             fail("--bc_fresh_steps needs --bc_mode dialogue and a --bc_fresh_lr > 0")

@@ -3,6 +3,7 @@ the learning-rate schedule, and the BC start's cache (what its key depends on, a
 loads the same weights); the --preset cpu path end to end at tiny sizes, with exact resume."""
 import csv
 import json
+import math
 import os
 import random
 from types import SimpleNamespace
@@ -122,6 +123,84 @@ def test_dialogue_bc_lowers_the_loss():
     assert after < 0.5 * before
 
 
+class HandPlayer:  # a player whose next utterance has one fixed, hand-written distribution
+    PROBS = {"Is it a fruit?": 0.5, "Is it an apple?": 0.25, "Is it an animal?": 0.125, "Is it a wild cat?": 0.125}
+
+    def probs(self, observation):
+        return dict(self.PROBS)
+
+
+def test_soft_labels_are_the_players_next_token_distribution_along_the_logged_utterance():
+    actor = tiny_actor("tiny-word")
+    teacher = bc.PlayerTargets(actor, HandPlayer())
+    ids, qs = teacher(envs.HEADER, "Is it an apple?")
+    assert actor.tokenizer.convert_ids_to_tokens(ids) == ["Is", "Ġit", "Ġan", "Ġapple", "?", "Ċ"]
+    tid = dict(zip(actor.tokenizer.convert_ids_to_tokens(ids), ids))
+    a = actor.tokenizer.convert_tokens_to_ids("Ġa")
+    animal = actor.tokenizer.convert_tokens_to_ids("Ġanimal")
+    assert qs[0] == {tid["Is"]: 1.0} and qs[1] == {tid["Ġit"]: 1.0}
+    assert qs[2] == pytest.approx({a: 0.625, tid["Ġan"]: 0.375})           # "a fruit", "a wild cat" | "an ..."
+    assert qs[3] == pytest.approx({tid["Ġapple"]: 2 / 3, animal: 1 / 3})   # among "an apple", "an animal"
+    assert qs[4] == {tid["?"]: 1.0} and qs[5] == {tid["Ċ"]: 1.0}
+    assert teacher(envs.HEADER, "Is it a dog?") is None                     # the player never says it
+    # soft_labels puts them at the utterance's positions in its dialogue row
+    eps = episodes([[("Is it an apple?", None)]])
+    rows, where = bc.dialogue_rows(actor, eps, turns=True)
+    soft = bc.soft_labels(teacher, eps, rows[0], where[0])
+    first = rows[0][1].index(tid["Is"])
+    assert sorted(soft) == list(range(first, first + 6)) and soft[first + 3] == pytest.approx(qs[3])
+
+
+def test_soft_loss_is_the_cross_entropy_to_the_soft_labels():
+    actor = tiny_actor("tiny-word")
+    rows = bc.dialogue_rows(actor, episodes())
+    hard = bc.dialogue_loss(actor, rows)
+    assert bc.dialogue_loss(actor, rows, soft=[{}, {}]).item() == pytest.approx(hard.item(), abs=1e-6)
+    (ids, labels), p = rows[0], rows[0][1].index(next(y for y in rows[0][1] if y != bc.IGNORE))
+    u, v = [w for w in range(8) if w != labels[p]][:2]  # a distribution without the logged token
+    soft = [{p: {u: 0.25, v: 0.75}}, {}]
+    with torch.no_grad():
+        logp = actor.model(input_ids=torch.tensor([ids])).logits[0].log_softmax(-1)
+    n = sum(y != bc.IGNORE for _, y in rows for y in y)
+    want = hard.item() * n + logp[p, labels[p]].item() - 0.25 * logp[p, u].item() - 0.75 * logp[p, v].item()
+    assert bc.dialogue_loss(actor, rows, soft=soft).item() == pytest.approx(want / n, abs=1e-5)
+
+
+def test_soft_labels_of_the_scripted_player_cover_every_utterance_and_multiply_to_its_probability():
+    env = envs.make("twenty_questions_subset")
+    player = envs.ScriptedPlayer(env, "mediocre")
+    eps = envs.scripted_episodes(env, "mediocre", 8, seed=50)
+    tok, lm = models.load_tokenizer_and_lm("tiny-word", corpus=[ep["transitions"][-1]["next_obs"] for ep in eps])
+    actor = Actor(lm, tok)
+    teacher = bc.PlayerTargets(actor, player)
+    rows, where = bc.dialogue_rows(actor, eps, turns=True)
+    for row, at in zip(rows, where):
+        soft = bc.soft_labels(teacher, eps, row, at)
+        assert sorted(soft) == [p for p, y in enumerate(row[1]) if y != bc.IGNORE]  # every agent token
+        assert all(abs(sum(q.values()) - 1) < 1e-9 and q[row[1][p]] > 0 for p, q in soft.items())
+    for t in (t for ep in eps for t in ep["transitions"]):  # the chain rule: prod_t q_t(u_t) = P(u)
+        ids, qs = teacher(t["obs"], t["action"])
+        assert sum(math.log(q[w]) for w, q in zip(ids, qs)) == pytest.approx(math.log(player.probs(t["obs"])[t["action"]]))
+
+
+def test_dialogue_bc_with_a_teacher_steps_on_its_labels():
+    # a teacher sure of each logged utterance gives one-hot labels: the weights of hard-label BC;
+    # the scripted player's own distributions give other weights
+    env = envs.make("twenty_questions_subset")
+    eps = envs.scripted_episodes(env, "mediocre", 8)
+    said = {t["obs"]: t["action"] for ep in eps for t in ep["transitions"]}
+    sure = SimpleNamespace(probs=lambda obs: {said[obs]: 1.0})
+    hard, one_hot, soft = tiny_actor("tiny-word"), tiny_actor("tiny-word"), tiny_actor("tiny-word")
+    bc.clone_dialogues(hard, eps, 3, 4, 1e-3, random.Random(0))
+    bc.clone_dialogues(one_hot, eps, 3, 4, 1e-3, random.Random(0), teacher=bc.PlayerTargets(one_hot, sure))
+    _, skipped = bc.clone_dialogues(soft, eps, 3, 4, 1e-3, random.Random(0),
+                                    teacher=bc.PlayerTargets(soft, envs.ScriptedPlayer(env, "mediocre")))
+    for a, b in zip(hard.state_dict().values(), one_hot.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    assert skipped == 0
+    assert any(not torch.equal(a, b) for a, b in zip(hard.state_dict().values(), soft.state_dict().values()))
+
+
 def test_dialogue_bc_stopped_part_way_resumes_to_the_straight_runs_weights(tmp_path, monkeypatch):
     # A BC of 7 steps of one game each, saving every 2, is interrupted in its 6th step (as a kill would stop it), then
     # started again: it goes on from step 4 and ends with the weights of a run that never stopped.
@@ -174,6 +253,8 @@ def test_start_key_follows_what_decides_the_start(tmp_path):
     second = bc.start_key(flags(data, bc_fresh_steps=2, bc_fresh_lr=1e-4))
     assert second != key and bc.start_key(flags(data, bc_fresh_steps=3, bc_fresh_lr=1e-4)) != second
     assert bc.start_key(flags(data, bc_fresh_steps=2, bc_fresh_lr=2e-4)) != second
+    assert bc.start_key(flags(data, bc_fresh_steps=2, bc_fresh_lr=1e-4, bc_fresh_soft=False)) == second
+    assert bc.start_key(flags(data, bc_fresh_steps=2, bc_fresh_lr=1e-4, bc_fresh_soft=True)) != second
 
 
 def test_a_second_stage_on_fresh_games_goes_on_from_the_cached_first(tmp_path, monkeypatch, capsys):

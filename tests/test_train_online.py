@@ -178,6 +178,7 @@ def test_runs_whose_warm_starts_match_share_it_whatever_rls_critic_rate(run, tmp
     (["--critic_pretrain_lr_end=-1e-4"], "--critic_pretrain_lr_end must be 0"),
     (["--critic_pretrain_lr=-1e-3"], "--critic_pretrain_lr must be 0"),
     (["--bc_fresh_steps", "2", "--bc_fresh_lr", "1e-3"], "--bc_fresh_steps needs --bc_mode dialogue"),
+    (["--bc_fresh_soft"], "--bc_fresh_soft labels the games of --bc_fresh_steps"),
     (["--bc_fresh_steps", "2", "--bc_mode", "dialogue", "--bc_fresh_lr", "1e-3", "--dataset", os.path.join(ROOT, "README.md")],
      "is another"),
 ])
