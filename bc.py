@@ -135,7 +135,7 @@ class PlayerTargets:
 
     def _learn(self, utterances):  # tokenize (all at once) and index the utterances not seen yet
         new = sorted(utterances.keys() - self.ids.keys())
-        if new:
+        if new:  # (the index is rebuilt whole: a scripted player's support is complete at its first state)
             for u, (_, ids) in zip(new, self.actor.pair_ids(["\n"] * len(new), new)):
                 self.ids[u] = ids
                 self.utterances.append(u)
@@ -288,7 +288,7 @@ def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, mic
         loss = 0.0
         for part in micro_batches(len(batch), micro):  # each piece weighs by its share of the labels
             piece = [batch[i] for i in part]
-            soft = teacher and [soft_labels(teacher, episodes, rows[index[i]], where[index[i]]) for i in part]
+            soft = [soft_labels(teacher, episodes, rows[index[i]], where[index[i]]) for i in part] if teacher else None
             share = sum(y != IGNORE for _, labels in piece for y in labels) / max(n_labels, 1)
             with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
                 piece_loss = dialogue_loss(actor, piece, pad_multiple=32 if bf16 else 1, soft=soft) * share

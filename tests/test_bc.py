@@ -180,7 +180,8 @@ def test_soft_labels_of_the_scripted_player_cover_every_utterance_and_multiply_t
         assert all(abs(sum(q.values()) - 1) < 1e-9 and q[row[1][p]] > 0 for p, q in soft.items())
     for t in (t for ep in eps for t in ep["transitions"]):  # the chain rule: prod_t q_t(u_t) = P(u)
         ids, qs = teacher(t["obs"], t["action"])
-        assert sum(math.log(q[w]) for w, q in zip(ids, qs)) == pytest.approx(math.log(player.probs(t["obs"])[t["action"]]))
+        want = math.log(player.probs(t["obs"])[t["action"]])
+        assert sum(math.log(q[w]) for w, q in zip(ids, qs)) == pytest.approx(want)
 
 
 def test_dialogue_bc_with_a_teacher_steps_on_its_labels():
