@@ -87,7 +87,8 @@ def dialogue_rows(actor, episodes, chunk=1000, turns=False):
     for i in range(0, len(episodes), chunk):
         more, at = _rows_of(actor, episodes[i:i + chunk])
         rows += more
-        where += [[(p, e + i, k) for p, e, k in row] for row in at]
+        if turns:
+            where += [[(p, e + i, k) for p, e, k in row] for row in at]
     return (rows, where) if turns else rows
 
 
@@ -261,7 +262,7 @@ def clone_dialogues(actor, episodes, steps, batch_size, lr, rng, bf16=False, mic
     teacher: a PlayerTargets of the player that wrote `episodes`: its soft labels instead of the
     logged tokens (the loss is then a cross-entropy to them, above the hard loss by their entropy).
     Returns the mean loss of the last 50 steps and the number of steps skipped (guarded_step)."""
-    rows, where = dialogue_rows(actor, episodes, turns=True)
+    rows, where = dialogue_rows(actor, episodes, turns=True) if teacher else (dialogue_rows(actor, episodes), None)
     batches = length_grouped_batches([len(ids) for ids, _ in rows], batch_size, rng)
     params = [p for p in actor.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
