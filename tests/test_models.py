@@ -63,6 +63,21 @@ def test_tiny_size_overrides_from_the_name():
             models.load_tokenizer_and_lm(bad, corpus=CORPUS)
 
 
+def test_tiny_gpt2_fused_gelu_is_gpt2s_own_function():
+    """The tiny GPT-2 runs GELU as one fused kernel; with the same weights it scores every token as
+    GPT-2's own Python-written "gelu_new" does, so a start cloned with either one is the same policy."""
+    tok, fused = models.load_tokenizer_and_lm("tiny", corpus=CORPUS)
+    _, plain = models.load_tokenizer_and_lm("tiny:activation_function=gelu_new", corpus=CORPUS)
+    assert fused.config.activation_function == "gelu_pytorch_tanh"
+    with torch.no_grad():  # weights scaled up so that the MLP's inputs span GELU's curved part
+        for p in fused.parameters():
+            p.mul_(4.0)
+        plain.load_state_dict(fused.state_dict())
+        ids = torch.tensor(tok(CORPUS[:2], padding=True).input_ids)
+        a, b = fused(input_ids=ids).logits, plain(input_ids=ids).logits
+    assert a.abs().max() > 1.0 and (a - b).abs().max() < 1e-4
+
+
 def test_unavailable_hub_model_is_a_one_line_actionable_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(models.ModelLoadError) as err:
